@@ -1,0 +1,256 @@
+//! The domain records: apps, installations, grant codes, issued tokens and
+//! their families, and events. These are plain values; the store maps its rows
+//! to them and the server maps them to wire formats.
+
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use crate::keys::Ciphertext;
+use crate::token::TokenHash;
+
+/// How long a grant code lives (the reference design's 10 minutes).
+pub const GRANT_TTL: Duration = Duration::minutes(10);
+/// Default access-token lifetime: 8 hours.
+pub const DEFAULT_ACCESS_TOKEN_TTL_SECONDS: i64 = 8 * 3600;
+/// Default grace window in which a replayed refresh token gets the same answer.
+pub const DEFAULT_REFRESH_GRACE_SECONDS: i64 = 60;
+
+/// What happens when a retired refresh token is presented after its grace window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReusePolicy {
+    /// Treat it as theft: revoke every token of the family (RFC 9700 §4.14.2).
+    #[default]
+    RevokeFamily,
+    /// Refuse only that request.
+    Reject,
+}
+
+impl ReusePolicy {
+    /// The wire and storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReusePolicy::RevokeFamily => "revoke_family",
+            ReusePolicy::Reject => "reject",
+        }
+    }
+
+    /// Parses the wire and storage name.
+    pub fn parse(s: &str) -> Option<ReusePolicy> {
+        match s {
+            "revoke_family" => Some(ReusePolicy::RevokeFamily),
+            "reject" => Some(ReusePolicy::Reject),
+            _ => None,
+        }
+    }
+}
+
+/// The settings of an app an operator may change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppSettings {
+    /// Human name; the slug is derived from it once, at creation.
+    pub name: String,
+    /// Scopes every token of this app carries (the app's *current* scopes are
+    /// used at each refresh, so narrowing them takes effect at the next refresh).
+    pub scopes: Vec<String>,
+    /// Where installation webhooks go, if anywhere.
+    pub webhook_url: Option<String>,
+    /// Whether an installation must be confirmed with `PUT {"status": "installed"}`.
+    pub verify_install: bool,
+    /// Lifetime of an access token in seconds.
+    pub access_token_ttl_seconds: i64,
+    /// Grace window in seconds for refresh-token replay (0 turns it off).
+    pub refresh_grace_seconds: i64,
+    /// What a refresh-token reuse after the window does.
+    pub reuse_policy: ReusePolicy,
+}
+
+/// An app (an integration) registered on the platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct App {
+    /// Stable id.
+    pub id: Uuid,
+    /// Unique, URL-safe name derived from `settings.name`.
+    pub slug: String,
+    /// Public OAuth client id (64 hex characters).
+    pub client_id: String,
+    /// The client secret sealed under the server key, bound to this app's id.
+    pub client_secret: Ciphertext,
+    /// The changeable settings.
+    pub settings: AppSettings,
+    /// When the app was created.
+    pub created_at: DateTime<Utc>,
+    /// When the settings or secret last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl App {
+    /// The associated data that binds the sealed client secret to this app.
+    pub fn secret_aad(id: Uuid) -> String {
+        format!("app:{id}:client_secret")
+    }
+}
+
+/// Lifecycle of an installation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstallationStatus {
+    /// Created; not yet confirmed by the app.
+    Pending,
+    /// Confirmed (or, for apps without `verify_install`, its code was exchanged).
+    Installed,
+}
+
+impl InstallationStatus {
+    /// The wire and storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstallationStatus::Pending => "pending",
+            InstallationStatus::Installed => "installed",
+        }
+    }
+
+    /// Parses the wire and storage name.
+    pub fn parse(s: &str) -> Option<InstallationStatus> {
+        match s {
+            "pending" => Some(InstallationStatus::Pending),
+            "installed" => Some(InstallationStatus::Installed),
+            _ => None,
+        }
+    }
+}
+
+/// An app installed into a customer organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installation {
+    /// The installation's uuid, used in every route.
+    pub id: Uuid,
+    /// The installed app.
+    pub app_id: Uuid,
+    /// The app's slug, kept alongside for answers.
+    pub app_slug: String,
+    /// The organization it is installed in.
+    pub org_slug: String,
+    /// Pending until confirmed.
+    pub status: InstallationStatus,
+    /// The token most recently issued for it, if any.
+    pub current_token_id: Option<Uuid>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it was deleted; a deleted installation is gone for every purpose.
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+/// A single-use grant code, stored only as its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// SHA-256 of the code.
+    pub code_hash: TokenHash,
+    /// The installation it was issued for.
+    pub installation_id: Uuid,
+    /// The app it was issued to.
+    pub app_id: Uuid,
+    /// Ten minutes after issue.
+    pub expires_at: DateTime<Utc>,
+    /// When it was issued.
+    pub created_at: DateTime<Utc>,
+}
+
+/// An issued access + refresh token pair, as stored (hashes only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    /// The token's id (the `id` of the Sentry answer).
+    pub id: Uuid,
+    /// The family: every pair descended from one grant exchange or manual refresh.
+    pub family_id: Uuid,
+    /// The installation the pair belongs to.
+    pub installation_id: Uuid,
+    /// The app the pair was issued to.
+    pub app_id: Uuid,
+    /// SHA-256 of the access token.
+    pub access_hash: TokenHash,
+    /// SHA-256 of the refresh token.
+    pub refresh_hash: TokenHash,
+    /// Scopes granted, as the app had them at issue.
+    pub scopes: Vec<String>,
+    /// When the access token stops working.
+    pub expires_at: DateTime<Utc>,
+    /// When the pair was issued.
+    pub created_at: DateTime<Utc>,
+    /// The pair this one replaced by refresh, if any.
+    pub parent_id: Option<Uuid>,
+    /// Set when a refresh replaced this pair.
+    pub retired_at: Option<DateTime<Utc>>,
+    /// Set when the pair (or its family, or its installation) was revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl IssuedToken {
+    /// Whether the access token is usable at `now`.
+    pub fn access_is_live(&self, now: DateTime<Utc>) -> bool {
+        self.retired_at.is_none() && self.revoked_at.is_none() && now < self.expires_at
+    }
+}
+
+/// The kind of exchange recorded with `token_exchanged`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExchangeType {
+    /// A grant code was exchanged.
+    Authorization,
+    /// A refresh token was traded.
+    Refresh,
+    /// A client-secret JWT obtained a new pair.
+    ManualRefresh,
+}
+
+impl ExchangeType {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExchangeType::Authorization => "authorization",
+            ExchangeType::Refresh => "refresh",
+            ExchangeType::ManualRefresh => "manual_refresh",
+        }
+    }
+}
+
+/// An event or audit record to be written.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NewEvent {
+    /// `token_exchanged`, `token_exchange_audit`, `installation_created`, …
+    pub kind: String,
+    /// The installation concerned.
+    pub installation_id: Option<Uuid>,
+    /// The upstream identity concerned.
+    pub identity_id: Option<String>,
+    /// For exchanges: `authorization`, `refresh`, `manual_refresh`.
+    pub exchange_type: Option<String>,
+    /// The caller's IP address, for audit records.
+    pub ip: Option<String>,
+    /// The app's client id or slug that acted, where known.
+    pub actor: Option<String>,
+    /// Free text (never a secret).
+    pub detail: Option<String>,
+    /// When it happened.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Monotonic id; larger is newer.
+    pub id: i64,
+    /// The recorded values.
+    pub event: NewEvent,
+}
+
+/// Filter for listing events, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Only this installation's events.
+    pub installation_id: Option<Uuid>,
+    /// Only this identity's events.
+    pub identity_id: Option<String>,
+    /// Only events of this type.
+    pub kind: Option<String>,
+    /// At most this many.
+    pub limit: u32,
+}

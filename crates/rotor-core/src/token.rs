@@ -1,0 +1,328 @@
+//! The token format: `rtr_<kind>_<body><checksum>`.
+//!
+//! * the prefix names the kind (`rtr_at_` access, `rtr_rt_` refresh, `rtr_gc_`
+//!   grant code, `rtr_cs_` client secret) so secret scanners can find leaked
+//!   tokens and a token used in the wrong place is refused by its shape;
+//! * the body is 32 bytes (256 bits) of randomness, or of an HMAC output for a
+//!   derived token, written as exactly 43 base62 characters;
+//! * the checksum is the CRC-32 of prefix and body as 6 base62 characters, so a
+//!   mistyped or truncated token is refused before any database work.
+//!
+//! Only the SHA-256 of a token ([`TokenHash`]) is ever stored.
+
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/// Characters of the body: the smallest n with 62^n >= 2^256.
+pub const BODY_LEN: usize = 43;
+/// Characters of the checksum: the smallest n with 62^n >= 2^32.
+pub const CHECKSUM_LEN: usize = 6;
+const PREFIX_LEN: usize = 7;
+/// Total length of every token.
+pub const TOKEN_LEN: usize = PREFIX_LEN + BODY_LEN + CHECKSUM_LEN;
+
+/// What a token is for; each kind has its own prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenKind {
+    /// A bearer access token issued to an installation.
+    Access,
+    /// A refresh token, traded for a new pair.
+    Refresh,
+    /// A single-use grant code handed out at install time.
+    GrantCode,
+    /// An app's client secret.
+    ClientSecret,
+}
+
+impl TokenKind {
+    /// The fixed prefix of this kind.
+    pub const fn prefix(self) -> &'static str {
+        match self {
+            TokenKind::Access => "rtr_at_",
+            TokenKind::Refresh => "rtr_rt_",
+            TokenKind::GrantCode => "rtr_gc_",
+            TokenKind::ClientSecret => "rtr_cs_",
+        }
+    }
+
+    /// Every kind, for tests and for guessing a kind from a prefix.
+    pub const ALL: [TokenKind; 4] = [
+        TokenKind::Access,
+        TokenKind::Refresh,
+        TokenKind::GrantCode,
+        TokenKind::ClientSecret,
+    ];
+
+    /// The kind whose prefix `s` starts with, if any.
+    pub fn of(s: &str) -> Option<TokenKind> {
+        Self::ALL.into_iter().find(|k| s.starts_with(k.prefix()))
+    }
+}
+
+/// Why a string is not a token of the expected kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenFormatError {
+    /// It does not start with the expected prefix.
+    #[error("token does not have the expected prefix")]
+    WrongPrefix,
+    /// It is not 56 characters long.
+    #[error("token has the wrong length")]
+    WrongLength,
+    /// It holds a character outside base62.
+    #[error("token contains an invalid character")]
+    BadCharacter,
+    /// The checksum does not match: mistyped or truncated.
+    #[error("token checksum does not match")]
+    BadChecksum,
+}
+
+/// A well-formed token. Its `Debug` shows only the kind and the last 4 characters.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token {
+    kind: TokenKind,
+    value: String,
+}
+
+impl Token {
+    /// A new token of `kind` with 256 bits from the OS random generator.
+    pub fn generate(kind: TokenKind) -> Token {
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        Self::from_bytes(kind, &bytes)
+    }
+
+    /// A token of `kind` derived from `input` under `key` (HMAC-SHA256 over the
+    /// kind's prefix and the input). The same key and input always give the same
+    /// token; without the key it is as unpredictable as a random one.
+    pub fn derive(kind: TokenKind, key: &[u8; 32], input: &[u8]) -> Token {
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+        mac.update(kind.prefix().as_bytes());
+        mac.update(&(input.len() as u64).to_be_bytes());
+        mac.update(input);
+        let bytes: [u8; 32] = mac.finalize().into_bytes().into();
+        Self::from_bytes(kind, &bytes)
+    }
+
+    fn from_bytes(kind: TokenKind, bytes: &[u8; 32]) -> Token {
+        let mut value = String::with_capacity(TOKEN_LEN);
+        value.push_str(kind.prefix());
+        encode_base62(bytes, BODY_LEN, &mut value);
+        let crc = crc32fast::hash(value.as_bytes());
+        encode_base62(&crc.to_be_bytes(), CHECKSUM_LEN, &mut value);
+        Token { kind, value }
+    }
+
+    /// Parses `s` as a token of `kind`: prefix, length, alphabet and checksum.
+    pub fn parse(kind: TokenKind, s: &str) -> Result<Token, TokenFormatError> {
+        if !s.starts_with(kind.prefix()) {
+            return Err(TokenFormatError::WrongPrefix);
+        }
+        if s.len() != TOKEN_LEN {
+            return Err(TokenFormatError::WrongLength);
+        }
+        let rest = &s.as_bytes()[PREFIX_LEN..];
+        if !rest.iter().all(u8::is_ascii_alphanumeric) {
+            return Err(TokenFormatError::BadCharacter);
+        }
+        let (head, sum) = s.split_at(PREFIX_LEN + BODY_LEN);
+        let mut expected = String::with_capacity(CHECKSUM_LEN);
+        encode_base62(
+            &crc32fast::hash(head.as_bytes()).to_be_bytes(),
+            CHECKSUM_LEN,
+            &mut expected,
+        );
+        if expected != sum {
+            return Err(TokenFormatError::BadChecksum);
+        }
+        Ok(Token {
+            kind,
+            value: s.to_owned(),
+        })
+    }
+
+    /// The kind of this token.
+    pub fn kind(&self) -> TokenKind {
+        self.kind
+    }
+
+    /// The token string itself; call only where it is handed to its owner.
+    pub fn expose(&self) -> &str {
+        &self.value
+    }
+
+    /// The SHA-256 of the token, the only form in which it is stored.
+    pub fn hash(&self) -> TokenHash {
+        TokenHash::of(&self.value)
+    }
+
+    /// The last four characters, for logs.
+    pub fn last4(&self) -> &str {
+        crate::secret::last4(&self.value)
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Token({}…{})", self.kind.prefix(), self.last4())
+    }
+}
+
+/// The SHA-256 of a token: what the database holds and looks up by.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenHash(pub [u8; 32]);
+
+impl TokenHash {
+    /// Hashes a token string.
+    pub fn of(token: &str) -> TokenHash {
+        TokenHash(Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// The raw digest.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Rebuilds a hash read from storage; `None` when it is not 32 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Option<TokenHash> {
+        bytes.try_into().ok().map(TokenHash)
+    }
+}
+
+impl std::fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TokenHash({}…)", hex::encode(&self.0[..4]))
+    }
+}
+
+/// Writes `bytes` (big-endian) as exactly `width` base62 digits onto `out`.
+fn encode_base62(bytes: &[u8], width: usize, out: &mut String) {
+    // Long division of the big-endian number by 62, `width` times; bytes are
+    // at most 32 long, so this is a few hundred cheap operations.
+    let mut num = [0u8; 32];
+    let n = bytes.len().min(32);
+    num[32 - n..].copy_from_slice(&bytes[bytes.len() - n..]);
+    let mut digits = [0u8; 64];
+    for slot in digits.iter_mut().take(width) {
+        let mut rem: u32 = 0;
+        for byte in num.iter_mut() {
+            let acc = (rem << 8) | u32::from(*byte);
+            *byte = (acc / 62) as u8;
+            rem = acc % 62;
+        }
+        *slot = ALPHABET[rem as usize];
+    }
+    for &d in digits[..width].iter().rev() {
+        out.push(d as char);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn generated_tokens_have_the_documented_shape() {
+        for kind in TokenKind::ALL {
+            let t = Token::generate(kind);
+            assert_eq!(t.expose().len(), TOKEN_LEN);
+            assert!(t.expose().starts_with(kind.prefix()));
+            assert_eq!(Token::parse(kind, t.expose()), Ok(t.clone()));
+        }
+    }
+
+    #[test]
+    fn two_tokens_differ() {
+        assert_ne!(
+            Token::generate(TokenKind::Access),
+            Token::generate(TokenKind::Access)
+        );
+    }
+
+    #[test]
+    fn the_wrong_kind_is_refused() {
+        let t = Token::generate(TokenKind::Access);
+        assert_eq!(
+            Token::parse(TokenKind::Refresh, t.expose()),
+            Err(TokenFormatError::WrongPrefix)
+        );
+        assert_eq!(TokenKind::of(t.expose()), Some(TokenKind::Access));
+    }
+
+    #[test]
+    fn derivation_is_deterministic_and_keyed() {
+        let k1 = [7u8; 32];
+        let k2 = [8u8; 32];
+        let a = Token::derive(TokenKind::Refresh, &k1, b"input");
+        assert_eq!(a, Token::derive(TokenKind::Refresh, &k1, b"input"));
+        assert_ne!(a, Token::derive(TokenKind::Refresh, &k2, b"input"));
+        assert_ne!(a, Token::derive(TokenKind::Refresh, &k1, b"other"));
+        assert_ne!(
+            a.expose()[7..],
+            Token::derive(TokenKind::Access, &k1, b"input").expose()[7..]
+        );
+        assert!(Token::parse(TokenKind::Refresh, a.expose()).is_ok());
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let t = Token::generate(TokenKind::Refresh);
+        let dbg = format!("{t:?}");
+        assert!(!dbg.contains(&t.expose()[7..40]));
+        assert!(dbg.ends_with(&format!("{})", t.last4())));
+    }
+
+    #[test]
+    fn base62_of_known_values() {
+        let mut s = String::new();
+        encode_base62(&[0, 0, 0, 61], 6, &mut s);
+        assert_eq!(s, "00000z");
+        s.clear();
+        encode_base62(&[0, 0, 0, 62], 6, &mut s);
+        assert_eq!(s, "000010");
+        s.clear();
+        encode_base62(&[0xff; 4], 6, &mut s);
+        assert_eq!(s, "4gfFC3");
+        s.clear();
+        encode_base62(&[0xff; 32], 43, &mut s);
+        assert_eq!(s.len(), 43);
+        assert!(!s.starts_with('0'), "2^256-1 needs all 43 digits: {s}");
+    }
+
+    proptest! {
+        #[test]
+        fn every_derived_token_round_trips(key in any::<[u8; 32]>(), input in proptest::collection::vec(any::<u8>(), 0..64)) {
+            for kind in TokenKind::ALL {
+                let t = Token::derive(kind, &key, &input);
+                prop_assert_eq!(Token::parse(kind, t.expose()), Ok(t.clone()));
+                prop_assert_eq!(t.hash(), TokenHash::of(t.expose()));
+            }
+        }
+
+        #[test]
+        fn any_single_character_change_is_refused(pos in 7usize..TOKEN_LEN, c in proptest::char::range('0', 'z')) {
+            let t = Token::generate(TokenKind::Access);
+            let mut bytes = t.expose().as_bytes().to_vec();
+            prop_assume!(c.is_ascii_alphanumeric() && bytes[pos] != c as u8);
+            bytes[pos] = c as u8;
+            let changed = String::from_utf8(bytes).expect("ascii");
+            prop_assert_eq!(Token::parse(TokenKind::Access, &changed), Err(TokenFormatError::BadChecksum));
+        }
+
+        #[test]
+        fn arbitrary_strings_never_panic(s in ".{0,80}") {
+            for kind in TokenKind::ALL {
+                let _ = Token::parse(kind, &s);
+            }
+        }
+
+        #[test]
+        fn truncation_is_refused(cut in 1usize..TOKEN_LEN) {
+            let t = Token::generate(TokenKind::Refresh);
+            prop_assert!(Token::parse(TokenKind::Refresh, &t.expose()[..TOKEN_LEN - cut]).is_err());
+        }
+    }
+}

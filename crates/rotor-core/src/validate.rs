@@ -1,0 +1,304 @@
+//! The validation steps of each exchange, in the order of the reference
+//! design. Pure functions over records already read from the store; the use
+//! case calls them, then makes one atomic store call.
+
+use chrono::{DateTime, Utc};
+use url::Url;
+
+use crate::error::CoreError;
+use crate::model::{App, AppSettings, Grant, Installation, IssuedToken};
+use crate::scope;
+
+/// The installation exists, is not deleted, and belongs to `app`.
+pub fn installation_for_app(
+    app: &App,
+    installation: Option<&Installation>,
+) -> Result<(), CoreError> {
+    let inst = installation.ok_or(CoreError::InstallationNotFound)?;
+    if inst.deleted_at.is_some() {
+        return Err(CoreError::InstallationNotFound);
+    }
+    if inst.app_id != app.id {
+        return Err(CoreError::InstallationNotForApp);
+    }
+    Ok(())
+}
+
+/// The grant exists, belongs to this installation and app, and has not expired.
+pub fn grant(
+    app: &App,
+    installation: &Installation,
+    grant: Option<&Grant>,
+    now: DateTime<Utc>,
+) -> Result<(), CoreError> {
+    let g = grant.ok_or(CoreError::GrantNotFound)?;
+    if g.installation_id != installation.id || g.app_id != app.id {
+        return Err(CoreError::ForbiddenGrant);
+    }
+    if now >= g.expires_at {
+        return Err(CoreError::GrantExpired);
+    }
+    Ok(())
+}
+
+/// The refresh token exists, is live, and belongs to this app and installation.
+pub fn refresh(
+    app: &App,
+    installation: &Installation,
+    token: Option<&IssuedToken>,
+) -> Result<(), CoreError> {
+    let t = token.ok_or(CoreError::RefreshTokenNotFound)?;
+    if t.app_id != app.id {
+        return Err(CoreError::TokenNotForApp);
+    }
+    if t.installation_id != installation.id {
+        return Err(CoreError::TokenNotForInstallation);
+    }
+    if t.revoked_at.is_some() || t.retired_at.is_some() {
+        return Err(CoreError::RefreshTokenNotFound);
+    }
+    Ok(())
+}
+
+/// A bearer access token is live and belongs to `installation`.
+pub fn bearer_for_installation(
+    token: Option<&IssuedToken>,
+    installation: Option<&Installation>,
+    expected_installation: uuid::Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), CoreError> {
+    let t = token.ok_or(CoreError::InvalidBearer)?;
+    if !t.access_is_live(now) {
+        return Err(CoreError::InvalidBearer);
+    }
+    match installation {
+        Some(i) if i.deleted_at.is_none() => {}
+        _ => return Err(CoreError::InvalidBearer),
+    }
+    if t.installation_id != expected_installation {
+        return Err(CoreError::Forbidden);
+    }
+    Ok(())
+}
+
+/// Upper bound on an access-token lifetime: 30 days.
+pub const MAX_ACCESS_TOKEN_TTL_SECONDS: i64 = 30 * 24 * 3600;
+/// Upper bound on the grace window: 10 minutes.
+pub const MAX_REFRESH_GRACE_SECONDS: i64 = 600;
+
+/// Checks and normalizes app settings (scopes sorted, ranges, webhook URL).
+pub fn app_settings(mut s: AppSettings) -> Result<AppSettings, CoreError> {
+    let name = s.name.trim();
+    if name.is_empty() || name.len() > 100 {
+        return Err(CoreError::InvalidSetting(
+            "name must be 1 to 100 characters".into(),
+        ));
+    }
+    if crate::slug::slugify(name).is_empty() {
+        return Err(CoreError::InvalidSetting(
+            "name must contain at least one ASCII letter or digit".into(),
+        ));
+    }
+    s.name = name.to_owned();
+    s.scopes = scope::normalize(&s.scopes)?;
+    if let Some(url) = &s.webhook_url {
+        match Url::parse(url) {
+            Ok(u) if (u.scheme() == "https" || u.scheme() == "http") && u.host().is_some() => {}
+            _ => {
+                return Err(CoreError::InvalidSetting(
+                    "webhookUrl must be an absolute http(s) URL".into(),
+                ))
+            }
+        }
+    }
+    if !(60..=MAX_ACCESS_TOKEN_TTL_SECONDS).contains(&s.access_token_ttl_seconds) {
+        return Err(CoreError::InvalidSetting(format!(
+            "accessTokenTtlSeconds must be between 60 and {MAX_ACCESS_TOKEN_TTL_SECONDS}"
+        )));
+    }
+    if !(0..=MAX_REFRESH_GRACE_SECONDS).contains(&s.refresh_grace_seconds) {
+        return Err(CoreError::InvalidSetting(format!(
+            "refreshGraceSeconds must be between 0 and {MAX_REFRESH_GRACE_SECONDS}"
+        )));
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::Ciphertext;
+    use crate::model::*;
+    use crate::token::TokenHash;
+    use chrono::Duration;
+    use uuid::Uuid;
+
+    fn app() -> App {
+        App {
+            id: Uuid::new_v4(),
+            slug: "a".into(),
+            client_id: "c".into(),
+            client_secret: Ciphertext {
+                key_id: "k".into(),
+                bytes: vec![],
+            },
+            settings: settings(),
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    fn settings() -> AppSettings {
+        AppSettings {
+            name: "A".into(),
+            scopes: vec!["project:read".into()],
+            webhook_url: None,
+            verify_install: false,
+            access_token_ttl_seconds: DEFAULT_ACCESS_TOKEN_TTL_SECONDS,
+            refresh_grace_seconds: DEFAULT_REFRESH_GRACE_SECONDS,
+            reuse_policy: ReusePolicy::RevokeFamily,
+        }
+    }
+
+    fn inst(app: &App) -> Installation {
+        Installation {
+            id: Uuid::new_v4(),
+            app_id: app.id,
+            app_slug: app.slug.clone(),
+            org_slug: "o".into(),
+            status: InstallationStatus::Pending,
+            current_token_id: None,
+            created_at: Utc::now(),
+            deleted_at: None,
+        }
+    }
+
+    fn token(app: &App, inst: &Installation) -> IssuedToken {
+        IssuedToken {
+            id: Uuid::new_v4(),
+            family_id: Uuid::new_v4(),
+            installation_id: inst.id,
+            app_id: app.id,
+            access_hash: TokenHash([1; 32]),
+            refresh_hash: TokenHash([2; 32]),
+            scopes: vec![],
+            expires_at: Utc::now() + Duration::hours(1),
+            created_at: Utc::now(),
+            parent_id: None,
+            retired_at: None,
+            revoked_at: None,
+        }
+    }
+
+    #[test]
+    fn installation_checks() {
+        let a = app();
+        let mut i = inst(&a);
+        assert_eq!(
+            installation_for_app(&a, None),
+            Err(CoreError::InstallationNotFound)
+        );
+        assert_eq!(installation_for_app(&a, Some(&i)), Ok(()));
+        i.app_id = Uuid::new_v4();
+        assert_eq!(
+            installation_for_app(&a, Some(&i)),
+            Err(CoreError::InstallationNotForApp)
+        );
+        i.app_id = a.id;
+        i.deleted_at = Some(Utc::now());
+        assert_eq!(
+            installation_for_app(&a, Some(&i)),
+            Err(CoreError::InstallationNotFound)
+        );
+    }
+
+    #[test]
+    fn grant_checks() {
+        let a = app();
+        let i = inst(&a);
+        let now = Utc::now();
+        let mut g = Grant {
+            code_hash: TokenHash([0; 32]),
+            installation_id: i.id,
+            app_id: a.id,
+            expires_at: now + GRANT_TTL,
+            created_at: now,
+        };
+        assert_eq!(grant(&a, &i, None, now), Err(CoreError::GrantNotFound));
+        assert_eq!(grant(&a, &i, Some(&g), now), Ok(()));
+        assert_eq!(
+            grant(&a, &i, Some(&g), now + GRANT_TTL),
+            Err(CoreError::GrantExpired)
+        );
+        g.installation_id = Uuid::new_v4();
+        assert_eq!(grant(&a, &i, Some(&g), now), Err(CoreError::ForbiddenGrant));
+        g.installation_id = i.id;
+        g.app_id = Uuid::new_v4();
+        assert_eq!(grant(&a, &i, Some(&g), now), Err(CoreError::ForbiddenGrant));
+    }
+
+    #[test]
+    fn refresh_checks() {
+        let a = app();
+        let i = inst(&a);
+        let mut t = token(&a, &i);
+        assert_eq!(refresh(&a, &i, None), Err(CoreError::RefreshTokenNotFound));
+        assert_eq!(refresh(&a, &i, Some(&t)), Ok(()));
+        t.retired_at = Some(Utc::now());
+        assert_eq!(
+            refresh(&a, &i, Some(&t)),
+            Err(CoreError::RefreshTokenNotFound)
+        );
+        t.retired_at = None;
+        t.installation_id = Uuid::new_v4();
+        assert_eq!(
+            refresh(&a, &i, Some(&t)),
+            Err(CoreError::TokenNotForInstallation)
+        );
+        t.app_id = Uuid::new_v4();
+        assert_eq!(refresh(&a, &i, Some(&t)), Err(CoreError::TokenNotForApp));
+    }
+
+    #[test]
+    fn bearer_checks() {
+        let a = app();
+        let i = inst(&a);
+        let t = token(&a, &i);
+        let now = Utc::now();
+        assert_eq!(
+            bearer_for_installation(Some(&t), Some(&i), i.id, now),
+            Ok(())
+        );
+        assert_eq!(
+            bearer_for_installation(Some(&t), Some(&i), i.id, t.expires_at),
+            Err(CoreError::InvalidBearer)
+        );
+        assert_eq!(
+            bearer_for_installation(Some(&t), Some(&i), Uuid::new_v4(), now),
+            Err(CoreError::Forbidden)
+        );
+        let mut gone = i.clone();
+        gone.deleted_at = Some(now);
+        assert_eq!(
+            bearer_for_installation(Some(&t), Some(&gone), i.id, now),
+            Err(CoreError::InvalidBearer)
+        );
+    }
+
+    #[test]
+    fn settings_checks() {
+        assert!(app_settings(settings()).is_ok());
+        let mut s = settings();
+        s.access_token_ttl_seconds = 10;
+        assert!(app_settings(s).is_err());
+        let mut s = settings();
+        s.refresh_grace_seconds = -1;
+        assert!(app_settings(s).is_err());
+        let mut s = settings();
+        s.webhook_url = Some("ftp://x".into());
+        assert!(app_settings(s).is_err());
+        let mut s = settings();
+        s.name = "   ".into();
+        assert!(app_settings(s).is_err());
+    }
+}

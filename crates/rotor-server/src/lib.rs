@@ -1,0 +1,1 @@
+//! rotor-server

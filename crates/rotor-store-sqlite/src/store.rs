@@ -1,0 +1,392 @@
+//! `impl Store for SqliteStore`: every verb of the contract as SQL.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rotor_core::{
+    App, Event, EventFilter, Grant, Installation, InstallationStatus, IssuedToken, NewEvent,
+    TokenHash,
+};
+use rotor_store::{Rotation, Store, StoreError, StoreResult};
+use sqlx::{Sqlite, Transaction};
+use uuid::Uuid;
+
+use crate::rows::{self, scopes_json, ts, TOKEN_COLUMNS};
+use crate::{map_err, SqliteStore};
+
+const INSTALLATION_COLUMNS: &str = "i.id, i.app_id, a.slug AS app_slug, i.org_slug, i.status, \
+    i.current_token_id, i.created_at, i.deleted_at FROM installations i JOIN apps a ON a.id = i.app_id";
+
+async fn insert_token(tx: &mut Transaction<'_, Sqlite>, t: &IssuedToken) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO tokens (id, family_id, installation_id, app_id, access_hash, refresh_hash, \
+         scopes, expires_at, created_at, parent_id, retired_at, revoked_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
+    )
+    .bind(t.id.to_string())
+    .bind(t.family_id.to_string())
+    .bind(t.installation_id.to_string())
+    .bind(t.app_id.to_string())
+    .bind(t.access_hash.as_bytes().as_slice())
+    .bind(t.refresh_hash.as_bytes().as_slice())
+    .bind(scopes_json(&t.scopes))
+    .bind(ts(t.expires_at))
+    .bind(ts(t.created_at))
+    .bind(t.parent_id.map(|p| p.to_string()))
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+impl SqliteStore {
+    async fn token_where(&self, cond: &str, hash: &TokenHash) -> StoreResult<Option<IssuedToken>> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} WHERE {cond} = ?");
+        sqlx::query(&sql)
+            .bind(hash.as_bytes().as_slice())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(rows::token)
+            .transpose()
+    }
+
+    async fn token_by_id_in(
+        tx: &mut Transaction<'_, Sqlite>,
+        id: Uuid,
+    ) -> StoreResult<IssuedToken> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} WHERE t.id = ?");
+        let row = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(map_err)?
+            .ok_or(StoreError::NotFound)?;
+        rows::token(&row)
+    }
+
+    async fn app_where(&self, cond: &str, value: String) -> StoreResult<Option<App>> {
+        let sql = format!("SELECT * FROM apps WHERE {cond} = ?");
+        sqlx::query(&sql)
+            .bind(value)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(rows::app)
+            .transpose()
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn insert_app(&self, app: &App) -> StoreResult<()> {
+        let s = &app.settings;
+        sqlx::query(
+            "INSERT INTO apps (id, slug, name, client_id, secret_key_id, secret_ct, scopes, \
+             webhook_url, verify_install, access_token_ttl_seconds, refresh_grace_seconds, \
+             reuse_policy, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(app.id.to_string())
+        .bind(&app.slug)
+        .bind(&s.name)
+        .bind(&app.client_id)
+        .bind(&app.client_secret.key_id)
+        .bind(&app.client_secret.bytes)
+        .bind(scopes_json(&s.scopes))
+        .bind(&s.webhook_url)
+        .bind(s.verify_install)
+        .bind(s.access_token_ttl_seconds)
+        .bind(s.refresh_grace_seconds)
+        .bind(s.reuse_policy.as_str())
+        .bind(ts(app.created_at))
+        .bind(ts(app.updated_at))
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn update_app(&self, app: &App) -> StoreResult<()> {
+        let s = &app.settings;
+        let done = sqlx::query(
+            "UPDATE apps SET name = ?, secret_key_id = ?, secret_ct = ?, scopes = ?, \
+             webhook_url = ?, verify_install = ?, access_token_ttl_seconds = ?, \
+             refresh_grace_seconds = ?, reuse_policy = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(&s.name)
+        .bind(&app.client_secret.key_id)
+        .bind(&app.client_secret.bytes)
+        .bind(scopes_json(&s.scopes))
+        .bind(&s.webhook_url)
+        .bind(s.verify_install)
+        .bind(s.access_token_ttl_seconds)
+        .bind(s.refresh_grace_seconds)
+        .bind(s.reuse_policy.as_str())
+        .bind(ts(app.updated_at))
+        .bind(app.id.to_string())
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn app_by_slug(&self, slug: &str) -> StoreResult<Option<App>> {
+        self.app_where("slug", slug.to_owned()).await
+    }
+
+    async fn app_by_client_id(&self, client_id: &str) -> StoreResult<Option<App>> {
+        self.app_where("client_id", client_id.to_owned()).await
+    }
+
+    async fn app_by_id(&self, id: Uuid) -> StoreResult<Option<App>> {
+        self.app_where("id", id.to_string()).await
+    }
+
+    async fn list_apps(&self) -> StoreResult<Vec<App>> {
+        sqlx::query("SELECT * FROM apps ORDER BY created_at, slug")
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(rows::app)
+            .collect()
+    }
+
+    async fn create_installation(&self, inst: &Installation, grant: &Grant) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        sqlx::query(
+            "INSERT INTO installations (id, app_id, org_slug, status, current_token_id, \
+             created_at, deleted_at) VALUES (?, ?, ?, ?, NULL, ?, NULL)",
+        )
+        .bind(inst.id.to_string())
+        .bind(inst.app_id.to_string())
+        .bind(&inst.org_slug)
+        .bind(inst.status.as_str())
+        .bind(ts(inst.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        sqlx::query(
+            "INSERT INTO grants (code_hash, installation_id, app_id, expires_at, created_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(grant.code_hash.as_bytes().as_slice())
+        .bind(grant.installation_id.to_string())
+        .bind(grant.app_id.to_string())
+        .bind(ts(grant.expires_at))
+        .bind(ts(grant.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn installation(&self, id: Uuid) -> StoreResult<Option<Installation>> {
+        let sql = format!("SELECT {INSTALLATION_COLUMNS} WHERE i.id = ?");
+        sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(rows::installation)
+            .transpose()
+    }
+
+    async fn set_installation_status(
+        &self,
+        id: Uuid,
+        status: InstallationStatus,
+    ) -> StoreResult<()> {
+        let done =
+            sqlx::query("UPDATE installations SET status = ? WHERE id = ? AND deleted_at IS NULL")
+                .bind(status.as_str())
+                .bind(id.to_string())
+                .execute(&self.writer)
+                .await
+                .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn delete_installation(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let done = sqlx::query(
+            "UPDATE installations SET deleted_at = ?, current_token_id = NULL \
+             WHERE id = ? AND deleted_at IS NULL",
+        )
+        .bind(ts(now))
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query(
+            "UPDATE token_families SET revoked_at = ? WHERE installation_id = ? AND revoked_at IS NULL",
+        )
+        .bind(ts(now))
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        sqlx::query("DELETE FROM grants WHERE installation_id = ?")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn grant(&self, code_hash: &TokenHash) -> StoreResult<Option<Grant>> {
+        sqlx::query("SELECT * FROM grants WHERE code_hash = ?")
+            .bind(code_hash.as_bytes().as_slice())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(rows::grant)
+            .transpose()
+    }
+
+    async fn exchange_grant(
+        &self,
+        code_hash: &TokenHash,
+        token: &IssuedToken,
+        mark_installed: bool,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        // The compare-and-swap: only the exchange that deletes the grant wins.
+        let used = sqlx::query("DELETE FROM grants WHERE code_hash = ? AND installation_id = ?")
+            .bind(code_hash.as_bytes().as_slice())
+            .bind(token.installation_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if used.rows_affected() == 0 {
+            return Err(StoreError::Conflict("grant_used".into()));
+        }
+        sqlx::query(
+            "INSERT INTO token_families (id, installation_id, app_id, created_at, revoked_at) \
+             VALUES (?, ?, ?, ?, NULL)",
+        )
+        .bind(token.family_id.to_string())
+        .bind(token.installation_id.to_string())
+        .bind(token.app_id.to_string())
+        .bind(ts(token.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        insert_token(&mut tx, token).await?;
+        let status_sql = if mark_installed {
+            "UPDATE installations SET current_token_id = ?, status = 'installed' \
+             WHERE id = ? AND deleted_at IS NULL"
+        } else {
+            "UPDATE installations SET current_token_id = ? WHERE id = ? AND deleted_at IS NULL"
+        };
+        let pointed = sqlx::query(status_sql)
+            .bind(token.id.to_string())
+            .bind(token.installation_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if pointed.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn token_by_refresh(&self, refresh_hash: &TokenHash) -> StoreResult<Option<IssuedToken>> {
+        self.token_where("t.refresh_hash", refresh_hash).await
+    }
+
+    async fn token_by_access(&self, access_hash: &TokenHash) -> StoreResult<Option<IssuedToken>> {
+        self.token_where("t.access_hash", access_hash).await
+    }
+
+    async fn rotate_refresh(&self, old_id: Uuid, successor: &IssuedToken) -> StoreResult<Rotation> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        // The compare-and-swap: retire the old pair only while it is live and
+        // its family stands. The first statement writes, so the write lock is
+        // held from here to commit.
+        let retired = sqlx::query(
+            "UPDATE tokens SET retired_at = ? WHERE id = ? AND retired_at IS NULL \
+             AND revoked_at IS NULL AND family_id = ? AND EXISTS (SELECT 1 FROM token_families f \
+             WHERE f.id = tokens.family_id AND f.revoked_at IS NULL)",
+        )
+        .bind(ts(successor.created_at))
+        .bind(old_id.to_string())
+        .bind(successor.family_id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if retired.rows_affected() == 0 {
+            let now = Self::token_by_id_in(&mut tx, old_id).await?;
+            tx.rollback().await.map_err(map_err)?;
+            return Ok(Rotation::Lost(now));
+        }
+        insert_token(&mut tx, successor).await?;
+        sqlx::query(
+            "UPDATE installations SET current_token_id = ? WHERE id = ? AND deleted_at IS NULL",
+        )
+        .bind(successor.id.to_string())
+        .bind(successor.installation_id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(Rotation::Rotated)
+    }
+
+    async fn record_event(&self, e: &NewEvent) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO events (kind, installation_id, identity_id, exchange_type, ip, actor, \
+             detail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&e.kind)
+        .bind(e.installation_id.map(|i| i.to_string()))
+        .bind(&e.identity_id)
+        .bind(&e.exchange_type)
+        .bind(&e.ip)
+        .bind(&e.actor)
+        .bind(&e.detail)
+        .bind(ts(e.created_at))
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn list_events(&self, f: &EventFilter) -> StoreResult<Vec<Event>> {
+        sqlx::query(
+            "SELECT * FROM events WHERE (?1 IS NULL OR installation_id = ?1) \
+             AND (?2 IS NULL OR identity_id = ?2) AND (?3 IS NULL OR kind = ?3) \
+             ORDER BY id DESC LIMIT ?4",
+        )
+        .bind(f.installation_id.map(|i| i.to_string()))
+        .bind(&f.identity_id)
+        .bind(&f.kind)
+        .bind(i64::from(f.limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(rows::event)
+        .collect()
+    }
+}

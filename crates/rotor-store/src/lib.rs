@@ -1,0 +1,131 @@
+//! The storage contract of Rotor: one [`Store`] trait in domain verbs, and
+//! [`StoreError`]. Backends (`rotor-store-sqlite`, later PostgreSQL) implement
+//! it and map their rows to `rotor_core` records inside; nothing above this
+//! crate sees SQL.
+//!
+//! Every verb that changes more than one row is atomic. The two verbs that
+//! decide races are compare-and-swaps:
+//!
+//! * [`Store::exchange_grant`] consumes a grant code only if it is still there;
+//! * [`Store::rotate_refresh`] retires a token only if it is still live and its
+//!   family is not revoked, and in the same transaction inserts its successor.
+//!
+//! Whatever loses such a race gets an answer that says so
+//! ([`StoreError::Conflict`], [`Rotation::Lost`]) and changes nothing, so a
+//! grace window or reuse detection can be decided above the store.
+#![forbid(unsafe_code)]
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rotor_core::{
+    App, Event, EventFilter, Grant, Installation, InstallationStatus, IssuedToken, NewEvent,
+    TokenHash,
+};
+use uuid::Uuid;
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The record to change does not exist (or is deleted).
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule or a compare-and-swap refused the change; the text
+    /// names which (`"slug"`, `"installation"`, `"grant_used"`, …).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database cannot be reached right now; worth retrying later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: a bug, corruption, or a row that does not map.
+    #[error("store error: {0}")]
+    Other(String),
+}
+
+/// The result of a store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The outcome of [`Store::rotate_refresh`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// The old pair is retired and the successor stored; the installation
+    /// now points at the successor.
+    Rotated,
+    /// The old pair was no longer live (already retired or revoked, or its
+    /// family revoked); here it is as it stands now. Nothing was written.
+    Lost(IssuedToken),
+}
+
+/// The Rotor store.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Checks that the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // ---- apps ----
+
+    /// Stores a new app. `Conflict("slug")` or `Conflict("client_id")` on a clash.
+    async fn insert_app(&self, app: &App) -> StoreResult<()>;
+    /// Replaces an app's settings, secret and `updated_at`. `NotFound` if absent.
+    async fn update_app(&self, app: &App) -> StoreResult<()>;
+    /// The app with this slug.
+    async fn app_by_slug(&self, slug: &str) -> StoreResult<Option<App>>;
+    /// The app with this client id.
+    async fn app_by_client_id(&self, client_id: &str) -> StoreResult<Option<App>>;
+    /// The app with this id.
+    async fn app_by_id(&self, id: Uuid) -> StoreResult<Option<App>>;
+    /// All apps, oldest first.
+    async fn list_apps(&self) -> StoreResult<Vec<App>>;
+
+    // ---- installations ----
+
+    /// Stores an installation with its grant code, atomically.
+    /// `Conflict("installation")` when the organization already holds a live
+    /// installation of the app; `NotFound` when the app does not exist.
+    async fn create_installation(
+        &self,
+        installation: &Installation,
+        grant: &Grant,
+    ) -> StoreResult<()>;
+    /// The installation with this id, deleted or not.
+    async fn installation(&self, id: Uuid) -> StoreResult<Option<Installation>>;
+    /// Sets the status of a live installation. `NotFound` if absent or deleted.
+    async fn set_installation_status(
+        &self,
+        id: Uuid,
+        status: InstallationStatus,
+    ) -> StoreResult<()>;
+    /// Marks a live installation deleted, revokes every token family of it
+    /// and deletes its grants, atomically. `NotFound` if absent or deleted.
+    async fn delete_installation(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<()>;
+
+    // ---- grants and tokens ----
+
+    /// The grant with this code hash.
+    async fn grant(&self, code_hash: &TokenHash) -> StoreResult<Option<Grant>>;
+    /// Consumes the grant and issues `token` as the first pair of a new
+    /// family; the installation points at it (and becomes `installed` when
+    /// `mark_installed`). Atomic. `Conflict("grant_used")` when the grant is
+    /// no longer there (a concurrent exchange won).
+    async fn exchange_grant(
+        &self,
+        code_hash: &TokenHash,
+        token: &IssuedToken,
+        mark_installed: bool,
+    ) -> StoreResult<()>;
+    /// The pair whose refresh token has this hash, in any state.
+    async fn token_by_refresh(&self, refresh_hash: &TokenHash) -> StoreResult<Option<IssuedToken>>;
+    /// The pair whose access token has this hash, in any state.
+    async fn token_by_access(&self, access_hash: &TokenHash) -> StoreResult<Option<IssuedToken>>;
+    /// Compare-and-swap: if pair `old_id` is live and its family not revoked,
+    /// retire it at `successor.created_at`, store `successor` (same family,
+    /// `parent_id = old_id`) and point the installation at it; else change
+    /// nothing and answer [`Rotation::Lost`].
+    async fn rotate_refresh(&self, old_id: Uuid, successor: &IssuedToken) -> StoreResult<Rotation>;
+
+    // ---- events ----
+
+    /// Appends an event or audit record.
+    async fn record_event(&self, event: &NewEvent) -> StoreResult<()>;
+    /// Events matching `filter`, newest first.
+    async fn list_events(&self, filter: &EventFilter) -> StoreResult<Vec<Event>>;
+}
