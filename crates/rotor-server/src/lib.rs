@@ -1,1 +1,15 @@
-//! rotor-server
+//! Rotor's server: the HTTP routes, the use cases they call, start-up
+//! (configuration, server key, store) and graceful shutdown.
+//!
+//! It depends on the store contract and the core, never on a backend's SQL;
+//! the backend is chosen once, in [`startup::open_store`].
+#![forbid(unsafe_code)]
+
+pub mod http;
+pub mod keyfile;
+pub mod service;
+pub mod startup;
+
+pub use http::{router, AppState};
+pub use service::Service;
+pub use startup::{serve, Config};

@@ -38,6 +38,25 @@ async fn insert_token(tx: &mut Transaction<'_, Sqlite>, t: &IssuedToken) -> Stor
     Ok(())
 }
 
+async fn insert_event(conn: &mut sqlx::SqliteConnection, e: &NewEvent) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO events (kind, installation_id, identity_id, exchange_type, ip, actor, \
+         detail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&e.kind)
+    .bind(e.installation_id.map(|i| i.to_string()))
+    .bind(&e.identity_id)
+    .bind(&e.exchange_type)
+    .bind(&e.ip)
+    .bind(&e.actor)
+    .bind(&e.detail)
+    .bind(ts(e.created_at))
+    .execute(conn)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
 impl SqliteStore {
     async fn token_where(&self, cond: &str, hash: &TokenHash) -> StoreResult<Option<IssuedToken>> {
         let sql = format!("SELECT {TOKEN_COLUMNS} WHERE {cond} = ?");
@@ -269,6 +288,7 @@ impl Store for SqliteStore {
         code_hash: &TokenHash,
         token: &IssuedToken,
         mark_installed: bool,
+        events: &[NewEvent],
     ) -> StoreResult<()> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
         // The compare-and-swap: only the exchange that deletes the grant wins.
@@ -308,6 +328,9 @@ impl Store for SqliteStore {
         if pointed.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        for e in events {
+            insert_event(&mut tx, e).await?;
+        }
         tx.commit().await.map_err(map_err)
     }
 
@@ -319,7 +342,12 @@ impl Store for SqliteStore {
         self.token_where("t.access_hash", access_hash).await
     }
 
-    async fn rotate_refresh(&self, old_id: Uuid, successor: &IssuedToken) -> StoreResult<Rotation> {
+    async fn rotate_refresh(
+        &self,
+        old_id: Uuid,
+        successor: &IssuedToken,
+        events: &[NewEvent],
+    ) -> StoreResult<Rotation> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
         // The compare-and-swap: retire the old pair only while it is live and
         // its family stands. The first statement writes, so the write lock is
@@ -338,7 +366,7 @@ impl Store for SqliteStore {
         if retired.rows_affected() == 0 {
             let now = Self::token_by_id_in(&mut tx, old_id).await?;
             tx.rollback().await.map_err(map_err)?;
-            return Ok(Rotation::Lost(now));
+            return Ok(Rotation::Lost(Box::new(now)));
         }
         insert_token(&mut tx, successor).await?;
         sqlx::query(
@@ -349,27 +377,16 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
+        for e in events {
+            insert_event(&mut tx, e).await?;
+        }
         tx.commit().await.map_err(map_err)?;
         Ok(Rotation::Rotated)
     }
 
     async fn record_event(&self, e: &NewEvent) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO events (kind, installation_id, identity_id, exchange_type, ip, actor, \
-             detail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&e.kind)
-        .bind(e.installation_id.map(|i| i.to_string()))
-        .bind(&e.identity_id)
-        .bind(&e.exchange_type)
-        .bind(&e.ip)
-        .bind(&e.actor)
-        .bind(&e.detail)
-        .bind(ts(e.created_at))
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
-        Ok(())
+        let mut conn = self.writer.acquire().await.map_err(map_err)?;
+        insert_event(&mut conn, e).await
     }
 
     async fn list_events(&self, f: &EventFilter) -> StoreResult<Vec<Event>> {

@@ -1,4 +1,5 @@
 //! The store conformance suite against SQLite, each case on its own file.
+#![allow(clippy::unwrap_used)]
 
 use rotor_store_sqlite::{SqliteConfig, SqliteStore};
 

@@ -1,4 +1,5 @@
 //! SQLite specifics: data survives closing and reopening the file.
+#![allow(clippy::unwrap_used)]
 
 use rotor_store::Store;
 use rotor_store_sqlite::{SqliteConfig, SqliteStore};

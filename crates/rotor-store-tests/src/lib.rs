@@ -5,6 +5,7 @@
 //! that yields a fresh, empty, migrated store; the macro expands to one
 //! `#[tokio::test]` per case below, so a failure names the case.
 #![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used)] // a test suite: a failed unwrap is a failed test
 
 use std::sync::Arc;
 
@@ -134,7 +135,7 @@ pub async fn first_pair<S: Store>(
 ) -> IssuedToken {
     let p = pair(app, inst, Uuid::new_v4(), None);
     store
-        .exchange_grant(&code.hash(), &p, false)
+        .exchange_grant(&code.hash(), &p, false, &[])
         .await
         .expect("exchange");
     p
@@ -269,7 +270,7 @@ pub async fn grant_exchange_is_single_use<S: Store>(store: Arc<S>) {
     );
     let again = pair(&app, &inst, Uuid::new_v4(), None);
     assert!(matches!(
-        store.exchange_grant(&code.hash(), &again, false).await,
+        store.exchange_grant(&code.hash(), &again, false, &[]).await,
         Err(StoreError::Conflict(w)) if w == "grant_used"
     ));
     assert_eq!(
@@ -284,7 +285,10 @@ pub async fn grant_exchange_is_single_use<S: Store>(store: Arc<S>) {
 pub async fn exchange_marks_installed_when_asked<S: Store>(store: Arc<S>) {
     let (app, inst, code) = installed(&*store, "acme").await;
     let p = pair(&app, &inst, Uuid::new_v4(), None);
-    store.exchange_grant(&code.hash(), &p, true).await.unwrap();
+    store
+        .exchange_grant(&code.hash(), &p, true, &[])
+        .await
+        .unwrap();
     let got = store.installation(inst.id).await.unwrap().unwrap();
     assert_eq!(got.status, InstallationStatus::Installed);
 }
@@ -294,7 +298,7 @@ pub async fn rotation_is_compare_and_swap<S: Store>(store: Arc<S>) {
     let p = first_pair(&*store, &app, &inst, &code).await;
     let next = pair(&app, &inst, p.family_id, Some(p.id));
     assert_eq!(
-        store.rotate_refresh(p.id, &next).await.unwrap(),
+        store.rotate_refresh(p.id, &next, &[]).await.unwrap(),
         Rotation::Rotated
     );
     let old = store
@@ -319,7 +323,7 @@ pub async fn rotation_is_compare_and_swap<S: Store>(store: Arc<S>) {
         Some(next.id)
     );
     let loser = pair(&app, &inst, p.family_id, Some(p.id));
-    match store.rotate_refresh(p.id, &loser).await.unwrap() {
+    match store.rotate_refresh(p.id, &loser, &[]).await.unwrap() {
         Rotation::Lost(t) => assert_eq!(t.retired_at, Some(next.created_at)),
         other => panic!("second rotation must lose, got {other:?}"),
     }
@@ -337,7 +341,7 @@ pub async fn concurrent_rotations_have_one_winner<S: Store>(store: Arc<S>) {
         let store = store.clone();
         let next = pair(&app, &inst, p.family_id, Some(p.id));
         tasks.push(tokio::spawn(async move {
-            let r = store.rotate_refresh(p.id, &next).await;
+            let r = store.rotate_refresh(p.id, &next, &[]).await;
             (r, next)
         }));
     }
@@ -372,7 +376,7 @@ pub async fn rotation_after_revocation_is_lost<S: Store>(store: Arc<S>) {
     store.delete_installation(inst.id, now()).await.unwrap();
     let next = pair(&app, &inst, p.family_id, Some(p.id));
     assert!(
-        matches!(store.rotate_refresh(p.id, &next).await.unwrap(), Rotation::Lost(t) if t.revoked_at.is_some())
+        matches!(store.rotate_refresh(p.id, &next, &[]).await.unwrap(), Rotation::Lost(t) if t.revoked_at.is_some())
     );
     assert_eq!(
         store.token_by_refresh(&next.refresh_hash).await.unwrap(),

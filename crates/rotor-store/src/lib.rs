@@ -52,7 +52,7 @@ pub enum Rotation {
     Rotated,
     /// The old pair was no longer live (already retired or revoked, or its
     /// family revoked); here it is as it stands now. Nothing was written.
-    Lost(IssuedToken),
+    Lost(Box<IssuedToken>),
 }
 
 /// The Rotor store.
@@ -104,13 +104,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn grant(&self, code_hash: &TokenHash) -> StoreResult<Option<Grant>>;
     /// Consumes the grant and issues `token` as the first pair of a new
     /// family; the installation points at it (and becomes `installed` when
-    /// `mark_installed`). Atomic. `Conflict("grant_used")` when the grant is
-    /// no longer there (a concurrent exchange won).
+    /// `mark_installed`), and `events` are recorded. Atomic.
+    /// `Conflict("grant_used")` when the grant is no longer there (a
+    /// concurrent exchange won); then nothing is written.
     async fn exchange_grant(
         &self,
         code_hash: &TokenHash,
         token: &IssuedToken,
         mark_installed: bool,
+        events: &[NewEvent],
     ) -> StoreResult<()>;
     /// The pair whose refresh token has this hash, in any state.
     async fn token_by_refresh(&self, refresh_hash: &TokenHash) -> StoreResult<Option<IssuedToken>>;
@@ -118,9 +120,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn token_by_access(&self, access_hash: &TokenHash) -> StoreResult<Option<IssuedToken>>;
     /// Compare-and-swap: if pair `old_id` is live and its family not revoked,
     /// retire it at `successor.created_at`, store `successor` (same family,
-    /// `parent_id = old_id`) and point the installation at it; else change
-    /// nothing and answer [`Rotation::Lost`].
-    async fn rotate_refresh(&self, old_id: Uuid, successor: &IssuedToken) -> StoreResult<Rotation>;
+    /// `parent_id = old_id`), point the installation at it and record
+    /// `events`, in one transaction; else change nothing and answer
+    /// [`Rotation::Lost`].
+    async fn rotate_refresh(
+        &self,
+        old_id: Uuid,
+        successor: &IssuedToken,
+        events: &[NewEvent],
+    ) -> StoreResult<Rotation>;
 
     // ---- events ----
 

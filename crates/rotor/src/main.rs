@@ -1,1 +1,266 @@
-fn main() {}
+//! `rotor`: the Rotor command. `serve` runs the HTTP server; `migrate` brings
+//! a database schema up to date; `apps` and `installs` are the admin API on
+//! the command line, working on the database directly.
+#![forbid(unsafe_code)]
+
+mod demo;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use rotor_core::{ReusePolicy, Secret};
+use rotor_server::http::wire;
+use rotor_server::service::NewApp;
+use rotor_server::startup::{self, Config, Durability};
+use serde_json::json;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rotor",
+    version,
+    about = "Rotor: a token service for integration platforms"
+)]
+struct Cli {
+    #[command(flatten)]
+    db: DbArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+struct DbArgs {
+    /// Database URL: sqlite://PATH (a bare path is a SQLite file too).
+    #[arg(
+        long,
+        env = "ROTOR_DATABASE_URL",
+        default_value = "sqlite://rotor.db",
+        global = true
+    )]
+    database_url: String,
+    /// SQLite durability: `normal` (WAL, a commit survives a Rotor crash) or
+    /// `full` (fsync on every commit, survives power loss too).
+    #[arg(
+        long,
+        value_enum,
+        env = "ROTOR_SQLITE_SYNCHRONOUS",
+        default_value = "normal",
+        global = true
+    )]
+    synchronous: Sync,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+enum Sync {
+    Normal,
+    Full,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the HTTP server (runs pending migrations first).
+    Serve(ServeArgs),
+    /// Run pending database migrations and exit.
+    Migrate,
+    /// Manage apps.
+    #[command(subcommand)]
+    Apps(AppsCommand),
+    /// Manage installations.
+    #[command(subcommand)]
+    Installs(InstallsCommand),
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "ROTOR_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Operator token for the admin API (without one the admin API is closed).
+    #[arg(long, env = "ROTOR_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Seed a demo app and installation and print curl commands to try them.
+    #[arg(long)]
+    demo: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum AppsCommand {
+    /// Create an app and print it with its client secret (shown only here).
+    Create {
+        /// Human name; the slug is derived from it.
+        #[arg(long)]
+        name: String,
+        /// A scope, e.g. project:read (repeat for more).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Installation webhook URL.
+        #[arg(long)]
+        webhook_url: Option<String>,
+        /// Require installations to be confirmed by the app.
+        #[arg(long)]
+        verify_install: bool,
+        /// Access-token lifetime in seconds.
+        #[arg(long)]
+        access_token_ttl_seconds: Option<i64>,
+        /// Grace window for refresh replay in seconds.
+        #[arg(long)]
+        refresh_grace_seconds: Option<i64>,
+        /// revoke_family or reject.
+        #[arg(long)]
+        reuse_policy: Option<String>,
+    },
+    /// List apps (without secrets).
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+enum InstallsCommand {
+    /// Install an app into an organization and print the grant code.
+    Create {
+        /// Organization slug.
+        #[arg(long)]
+        org: String,
+        /// App slug.
+        #[arg(long)]
+        app: String,
+    },
+    /// Delete an installation; its tokens stop working at once.
+    Delete {
+        /// Installation uuid.
+        uuid: String,
+    },
+}
+
+fn config(db: &DbArgs, admin_token: Option<String>) -> Config {
+    let env_secret = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(Secret::new)
+    };
+    Config {
+        database_url: db.database_url.clone(),
+        admin_token: admin_token.filter(|t| !t.is_empty()).map(Secret::new),
+        secret_key: env_secret("ROTOR_SECRET_KEY"),
+        old_secret_keys: env_secret("ROTOR_SECRET_KEYS_OLD"),
+        durability: match db.synchronous {
+            Sync::Normal => Durability::Normal,
+            Sync::Full => Durability::Full,
+        },
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    if std::env::var("ROTOR_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.compact().init();
+    }
+}
+
+fn print(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    init_tracing();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(&cli.db, args).await,
+        Command::Migrate => {
+            startup::open_store(&config(&cli.db, None)).await?;
+            eprintln!("migrations are up to date ({})", cli.db.database_url);
+            Ok(())
+        }
+        Command::Apps(cmd) => {
+            let state = startup::build_default(&config(&cli.db, None)).await?;
+            let svc = &state.service;
+            match cmd {
+                AppsCommand::Create {
+                    name,
+                    scopes,
+                    webhook_url,
+                    verify_install,
+                    access_token_ttl_seconds,
+                    refresh_grace_seconds,
+                    reuse_policy,
+                } => {
+                    let reuse_policy = reuse_policy
+                        .map(|p| {
+                            ReusePolicy::parse(&p)
+                                .context("--reuse-policy must be revoke_family or reject")
+                        })
+                        .transpose()?;
+                    let created = svc
+                        .create_app(NewApp {
+                            name,
+                            scopes,
+                            webhook_url,
+                            verify_install,
+                            access_token_ttl_seconds,
+                            refresh_grace_seconds,
+                            reuse_policy,
+                        })
+                        .await?;
+                    let mut out = wire::app(&created.app);
+                    out["clientSecret"] = json!(created.client_secret.expose());
+                    print(&out);
+                }
+                AppsCommand::List => {
+                    let apps = svc.list_apps().await?;
+                    print(&json!(apps.iter().map(wire::app).collect::<Vec<_>>()));
+                }
+            }
+            Ok(())
+        }
+        Command::Installs(cmd) => {
+            let state = startup::build_default(&config(&cli.db, None)).await?;
+            let svc = &state.service;
+            match cmd {
+                InstallsCommand::Create { org, app } => {
+                    let created = svc.create_installation(&org, &app).await?;
+                    let mut out = wire::installation(&created.installation);
+                    out["code"] = json!(created.code.expose());
+                    print(&out);
+                }
+                InstallsCommand::Delete { uuid } => {
+                    svc.delete_installation(&uuid).await?;
+                    eprintln!("installation {uuid} deleted");
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
+    let mut admin_token = args.admin_token.clone();
+    if args.demo && admin_token.as_deref().is_none_or(str::is_empty) {
+        admin_token = Some(
+            rotor_core::Token::generate(rotor_core::TokenKind::ClientSecret)
+                .expose()
+                .replacen("rtr_cs_", "rtr_admin_", 1),
+        );
+    }
+    let cfg = config(db, admin_token.clone());
+    let state = startup::build_default(&cfg).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, database = %db.database_url, admin_api = cfg.admin_token.is_some(), "rotor listening");
+    if args.demo {
+        demo::seed_and_print(&state.service, addr, admin_token.as_deref()).await?;
+    }
+    let state = Arc::new(state);
+    startup::serve(listener, (*state).clone(), startup::shutdown_signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! `ApiError`: every way a request on the `/api/0/` routes and the health and
+//! fallback routes can fail, with its status; rendered as Sentry's
+//! `{"detail": "…"}` (or a per-field map). The RFC 6749 shape of `/oauth/`
+//! lives with those routes.
+
+use std::collections::BTreeMap;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use rotor_core::CoreError;
+use rotor_store::StoreError;
+use serde_json::json;
+
+use crate::service::ServiceError;
+
+/// An error answered to the client.
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400: required fields missing; `{"field": ["This field is required."]}`.
+    MissingFields(Vec<&'static str>),
+    /// 400: per-field problems; `{"field": ["message"]}`.
+    FieldErrors(BTreeMap<String, Vec<String>>),
+    /// 400: the request is malformed in a way the message names.
+    BadRequest(String),
+    /// 401: authentication or an exchange validation step failed.
+    Unauthorized(String),
+    /// 403: authenticated but not allowed (or an unknown grant type).
+    Forbidden(String),
+    /// 404: no such thing.
+    NotFound(String),
+    /// 405: the route exists, the method does not.
+    MethodNotAllowed,
+    /// 409: a uniqueness rule.
+    Conflict(String),
+    /// 413: body over 64 KiB.
+    PayloadTooLarge,
+    /// 415: not JSON.
+    UnsupportedMediaType(String),
+    /// 503: the database is unreachable; worth retrying.
+    Unavailable,
+    /// 500: a bug; the cause is logged once, never sent.
+    Internal,
+}
+
+impl ApiError {
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::MissingFields(_) | ApiError::FieldErrors(_) | ApiError::BadRequest(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A single-field error.
+    pub fn field(name: &str, message: impl Into<String>) -> ApiError {
+        let mut map = BTreeMap::new();
+        map.insert(name.to_owned(), vec![message.into()]);
+        ApiError::FieldErrors(map)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = match self {
+            ApiError::MissingFields(fields) => {
+                let map: BTreeMap<_, _> = fields
+                    .into_iter()
+                    .map(|f| (f, vec!["This field is required."]))
+                    .collect();
+                json!(map)
+            }
+            ApiError::FieldErrors(map) => json!(map),
+            ApiError::BadRequest(m)
+            | ApiError::Unauthorized(m)
+            | ApiError::Forbidden(m)
+            | ApiError::NotFound(m)
+            | ApiError::Conflict(m)
+            | ApiError::UnsupportedMediaType(m) => json!({ "detail": m }),
+            ApiError::MethodNotAllowed => json!({ "detail": "Method not allowed" }),
+            ApiError::PayloadTooLarge => {
+                json!({ "detail": "Request body is larger than the 64 KiB limit" })
+            }
+            ApiError::Unavailable => {
+                json!({ "detail": "The database is unavailable; try again shortly" })
+            }
+            ApiError::Internal => json!({ "detail": "Internal error" }),
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> Self {
+        match e {
+            CoreError::Forbidden => ApiError::Forbidden(e.to_string()),
+            CoreError::InvalidScope(_) => ApiError::field("scopes", e.to_string()),
+            CoreError::InvalidSetting(m) => ApiError::BadRequest(m),
+            _ => ApiError::Unauthorized(e.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::NotFound("Not found".into()),
+            StoreError::Conflict(what) => ApiError::Conflict(format!("Conflict: {what}")),
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(%cause, "database unavailable");
+                ApiError::Unavailable
+            }
+            StoreError::Other(cause) => {
+                tracing::error!(%cause, "store error");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Refused(c) => c.into(),
+            ServiceError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
+            ServiceError::Conflict(m) => ApiError::Conflict(m),
+            ServiceError::Invalid(m) => ApiError::BadRequest(m),
+            ServiceError::Store(s) => s.into(),
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! The HTTP edge: the axum router, shared state, extractors, and the mapping
+//! of use-case results to wire formats. Handlers parse and check input, call
+//! one use case in [`crate::service`], and render its answer; they hold no
+//! business rules.
+
+mod admin;
+pub mod error;
+pub mod extract;
+mod health;
+mod sentry;
+pub mod wire;
+
+use std::sync::Arc;
+
+use axum::http::{Request, Response};
+use axum::routing::MethodRouter;
+use axum::Router;
+use rotor_core::Secret;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::service::Service;
+use error::ApiError;
+
+/// State shared by every handler.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The use cases.
+    pub service: Service,
+    /// The operator's token; `None` closes the admin API.
+    pub admin_token: Option<Arc<Secret>>,
+}
+
+/// Adds `path` (which ends in `/`, as Sentry's routes do) and the same path
+/// without the trailing slash.
+fn both(router: Router<AppState>, path: &str, route: MethodRouter<AppState>) -> Router<AppState> {
+    router
+        .route(path, route.clone())
+        .route(path.trim_end_matches('/'), route)
+}
+
+/// The complete router with its middleware.
+pub fn router(state: AppState) -> Router {
+    let mut r = Router::new();
+    r = health::routes(r);
+    r = admin::routes(r);
+    r = sentry::routes(r);
+    r.fallback(|| async { ApiError::NotFound("Not found".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(CatchPanicLayer::custom(|_panic| {
+            tracing::error!("a handler panicked");
+            axum::response::IntoResponse::into_response(ApiError::Internal)
+        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request<_>| {
+                    // Only method and path: queries and headers may carry secrets.
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+                })
+                .on_request(())
+                .on_response(
+                    |res: &Response<_>, latency: std::time::Duration, _span: &tracing::Span| {
+                        tracing::info!(
+                            status = res.status().as_u16(),
+                            latency_us = latency.as_micros() as u64,
+                            "answered"
+                        );
+                    },
+                )
+                .on_failure(()),
+        )
+        .with_state(state)
+}

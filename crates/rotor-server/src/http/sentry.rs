@@ -1,0 +1,109 @@
+//! The app-facing Sentry-compatible routes: the installation authorizations
+//! endpoint (code exchange and refresh) and installation verification.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{post, put};
+use axum::{Json, Router};
+use rotor_core::Secret;
+use serde_json::Value;
+
+use super::error::ApiError;
+use super::extract::{Bearer, ClientIp, JsonObject};
+use super::{both, wire, AppState};
+use crate::service::ClientCredentials;
+
+pub(super) fn routes(r: Router<AppState>) -> Router<AppState> {
+    let r = both(
+        r,
+        "/api/0/sentry-app-installations/{uuid}/authorizations/",
+        post(authorizations),
+    );
+    both(
+        r,
+        "/api/0/sentry-app-installations/{uuid}/",
+        put(verify).merge(super::admin::installation_routes()),
+    )
+}
+
+/// Collects the required string fields, or every missing one as a 400.
+fn require<'b, const N: usize>(
+    body: &'b JsonObject,
+    names: [&'static str; N],
+) -> Result<[&'b str; N], ApiError> {
+    let mut missing = Vec::new();
+    let mut out = [""; N];
+    for (slot, name) in out.iter_mut().zip(names) {
+        match body.required_str(name) {
+            Ok(v) => *slot = v,
+            Err(n) => missing.push(n),
+        }
+    }
+    if missing.is_empty() {
+        Ok(out)
+    } else {
+        Err(ApiError::MissingFields(missing))
+    }
+}
+
+async fn authorizations(
+    State(st): State<AppState>,
+    Path(uuid): Path<String>,
+    ClientIp(ip): ClientIp,
+    body: Result<JsonObject, ApiError>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let body = body?;
+    let issued = match body.0.get("grant_type") {
+        None | Some(Value::Null) => return Err(ApiError::MissingFields(vec!["grant_type"])),
+        Some(Value::String(g)) if g == "authorization_code" => {
+            let [client_id, client_secret, code] =
+                require(&body, ["client_id", "client_secret", "code"])?;
+            let creds = creds(client_id, client_secret);
+            st.service
+                .exchange_code(&creds, &uuid, code, ip.as_deref())
+                .await?
+        }
+        Some(Value::String(g)) if g == "refresh_token" => {
+            let [client_id, client_secret, refresh_token] =
+                require(&body, ["client_id", "client_secret", "refresh_token"])?;
+            let creds = creds(client_id, client_secret);
+            st.service
+                .refresh(&creds, &uuid, refresh_token, ip.as_deref())
+                .await?
+        }
+        Some(_) => return Err(ApiError::Forbidden("Invalid grant_type".into())),
+    };
+    Ok((StatusCode::CREATED, Json(wire::issued(&issued))))
+}
+
+fn creds(client_id: &str, client_secret: &str) -> ClientCredentials {
+    ClientCredentials {
+        client_id: client_id.to_owned(),
+        client_secret: Secret::new(client_secret),
+    }
+}
+
+async fn verify(
+    State(st): State<AppState>,
+    Path(uuid): Path<String>,
+    Bearer(token): Bearer,
+    body: Result<JsonObject, ApiError>,
+) -> Result<Json<Value>, ApiError> {
+    let inst = st
+        .service
+        .installation_for_bearer(&uuid, token.as_deref())
+        .await?;
+    let body = body?;
+    match body.0.get("status") {
+        Some(Value::String(s)) if s == "installed" => {}
+        None | Some(Value::Null) => return Err(ApiError::MissingFields(vec!["status"])),
+        Some(_) => {
+            return Err(ApiError::field(
+                "status",
+                "Invalid value for status: only \"installed\" is accepted.",
+            ))
+        }
+    }
+    let inst = st.service.mark_installed(inst).await?;
+    Ok(Json(wire::installation(&inst)))
+}

@@ -1,0 +1,81 @@
+//! The JSON shapes of the `/api/0/` routes (camelCase, Sentry's convention).
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rotor_core::{App, Event, Installation};
+use serde_json::{json, Value};
+
+use crate::service::Issued;
+
+/// Sentry's timestamp format: microseconds and a `Z`.
+pub fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// An app without its secret.
+pub fn app(a: &App) -> Value {
+    let s = &a.settings;
+    json!({
+        "uuid": a.id,
+        "slug": a.slug,
+        "name": s.name,
+        "scopes": s.scopes,
+        "webhookUrl": s.webhook_url,
+        "verifyInstall": s.verify_install,
+        "accessTokenTtlSeconds": s.access_token_ttl_seconds,
+        "refreshGraceSeconds": s.refresh_grace_seconds,
+        "reusePolicy": s.reuse_policy.as_str(),
+        "clientId": a.client_id,
+        "dateCreated": time(a.created_at),
+        "dateUpdated": time(a.updated_at),
+    })
+}
+
+/// An installation.
+pub fn installation(i: &Installation) -> Value {
+    json!({
+        "uuid": i.id,
+        "status": i.status.as_str(),
+        "app": { "uuid": i.app_id, "slug": i.app_slug },
+        "organization": { "slug": i.org_slug },
+        "dateCreated": time(i.created_at),
+    })
+}
+
+/// The answer of a successful exchange on the Sentry route.
+pub fn issued(t: &Issued) -> Value {
+    json!({
+        "id": t.record.id,
+        "token": t.access.expose(),
+        "refreshToken": t.refresh.expose(),
+        "expiresAt": time(t.record.expires_at),
+        "dateCreated": time(t.record.created_at),
+        "scopes": t.record.scopes,
+        "application": null,
+        "state": null,
+    })
+}
+
+/// An event; absent fields are left out.
+pub fn event(e: &Event) -> Value {
+    let v = &e.event;
+    let mut out = json!({
+        "id": e.id,
+        "type": v.kind,
+        "installation": v.installation_id,
+        "dateCreated": time(v.created_at),
+    });
+    let obj = out.as_object_mut().expect("object literal");
+    let extra = [
+        ("identity", &v.identity_id),
+        ("exchangeType", &v.exchange_type),
+        ("ip", &v.ip),
+        ("actor", &v.actor),
+        ("detail", &v.detail),
+    ];
+    for (k, val) in extra {
+        if let Some(val) = val {
+            obj.insert(k.into(), json!(val));
+        }
+    }
+    out
+}

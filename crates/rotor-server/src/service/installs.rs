@@ -1,0 +1,160 @@
+//! Installations: create (with its grant code), show, confirm, delete; events.
+
+use rotor_core::{
+    slug, validate, Event, EventFilter, Grant, Installation, InstallationStatus, NewEvent, Token,
+    TokenKind, GRANT_TTL,
+};
+use rotor_store::StoreError;
+use uuid::Uuid;
+
+use super::{Service, ServiceError, ServiceResult};
+
+/// A new installation and its grant code, shown this once.
+#[derive(Debug, Clone)]
+pub struct CreatedInstallation {
+    /// The stored installation.
+    pub installation: Installation,
+    /// The single-use grant code (10 minutes).
+    pub code: Token,
+}
+
+impl Service {
+    /// Installs the app `app_slug` into organization `org_slug`.
+    pub async fn create_installation(
+        &self,
+        org_slug: &str,
+        app_slug: &str,
+    ) -> ServiceResult<CreatedInstallation> {
+        if !slug::is_valid(org_slug) {
+            return Err(ServiceError::Invalid(
+                "organization slug must be 1 to 64 lower-case letters, digits, '-' or '_'".into(),
+            ));
+        }
+        let app = self.app(app_slug).await?;
+        let now = self.now();
+        let installation = Installation {
+            id: Uuid::new_v4(),
+            app_id: app.id,
+            app_slug: app.slug.clone(),
+            org_slug: org_slug.to_owned(),
+            status: InstallationStatus::Pending,
+            current_token_id: None,
+            created_at: now,
+            deleted_at: None,
+        };
+        let code = Token::generate(TokenKind::GrantCode);
+        let grant = Grant {
+            code_hash: code.hash(),
+            installation_id: installation.id,
+            app_id: app.id,
+            expires_at: now + GRANT_TTL,
+            created_at: now,
+        };
+        match self.store.create_installation(&installation, &grant).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => {
+                return Err(ServiceError::Conflict(format!(
+                    "organization {org_slug} already has a live installation of {}",
+                    app.slug
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.record(NewEvent {
+            kind: "installation_created".into(),
+            installation_id: Some(installation.id),
+            actor: Some(app.slug.clone()),
+            created_at: now,
+            ..NewEvent::default()
+        })
+        .await;
+        Ok(CreatedInstallation { installation, code })
+    }
+
+    /// The installation with this uuid, if it exists and is not deleted.
+    pub async fn installation(&self, id: &str) -> ServiceResult<Installation> {
+        let id = Uuid::parse_str(id).map_err(|_| ServiceError::NotFound("Installation"))?;
+        match self.store.installation(id).await? {
+            Some(i) if i.deleted_at.is_none() => Ok(i),
+            _ => Err(ServiceError::NotFound("Installation")),
+        }
+    }
+
+    /// Deletes an installation: every token of it stops working at once.
+    pub async fn delete_installation(&self, id: &str) -> ServiceResult<Installation> {
+        let inst = self.installation(id).await?;
+        let now = self.now();
+        match self.store.delete_installation(inst.id, now).await {
+            Ok(()) => {}
+            Err(StoreError::NotFound) => return Err(ServiceError::NotFound("Installation")),
+            Err(e) => return Err(e.into()),
+        }
+        self.record(NewEvent {
+            kind: "installation_deleted".into(),
+            installation_id: Some(inst.id),
+            actor: Some(inst.app_slug.clone()),
+            created_at: now,
+            ..NewEvent::default()
+        })
+        .await;
+        Ok(inst)
+    }
+
+    /// The installation `id`, proven by one of its live access tokens.
+    pub async fn installation_for_bearer(
+        &self,
+        id: &str,
+        bearer: Option<&str>,
+    ) -> ServiceResult<Installation> {
+        let expected = Uuid::parse_str(id).map_err(|_| ServiceError::NotFound("Installation"))?;
+        let token = match bearer.map(|b| Token::parse(TokenKind::Access, b)) {
+            Some(Ok(t)) => t,
+            _ => return Err(rotor_core::CoreError::InvalidBearer.into()),
+        };
+        let issued = self.store.token_by_access(&token.hash()).await?;
+        let inst = match &issued {
+            Some(t) => self.store.installation(t.installation_id).await?,
+            None => None,
+        };
+        validate::bearer_for_installation(issued.as_ref(), inst.as_ref(), expected, self.now())?;
+        inst.ok_or(ServiceError::NotFound("Installation"))
+    }
+
+    /// Confirms an installation (after [`Service::installation_for_bearer`]).
+    pub async fn mark_installed(&self, mut inst: Installation) -> ServiceResult<Installation> {
+        self.store
+            .set_installation_status(inst.id, InstallationStatus::Installed)
+            .await?;
+        inst.status = InstallationStatus::Installed;
+        tracing::info!(installation = %inst.id, "installation verified");
+        Ok(inst)
+    }
+
+    /// Events, newest first.
+    pub async fn events(&self, filter: EventFilter) -> ServiceResult<Vec<Event>> {
+        Ok(self.store.list_events(&filter).await?)
+    }
+
+    /// Records an event outside an exchange and logs it; a failure to record
+    /// is logged, not returned, because the change it describes is done.
+    pub(crate) async fn record(&self, event: NewEvent) {
+        log_event(&event);
+        if let Err(e) = self.store.record_event(&event).await {
+            tracing::error!(error = %e, kind = %event.kind, "could not record event");
+        }
+    }
+}
+
+/// Writes an event as one structured log line (target `rotor::event`).
+pub(crate) fn log_event(e: &NewEvent) {
+    tracing::info!(
+        target: "rotor::event",
+        kind = %e.kind,
+        installation = e.installation_id.map(|i| i.to_string()).as_deref().unwrap_or(""),
+        exchange_type = e.exchange_type.as_deref().unwrap_or(""),
+        ip = e.ip.as_deref().unwrap_or(""),
+        actor = e.actor.as_deref().unwrap_or(""),
+        detail = e.detail.as_deref().unwrap_or(""),
+        "event"
+    );
+}

@@ -1,0 +1,86 @@
+//! The use cases of Rotor, independent of HTTP: each reads as the reference
+//! design does — validate (pure, in `rotor_core::validate`), then one atomic
+//! store call, then record and log the event. The HTTP routes and the `rotor`
+//! CLI both call these; wire formats live elsewhere.
+
+mod apps;
+mod exchange;
+mod installs;
+
+use std::sync::Arc;
+
+use rotor_core::{Clock, CoreError, Keyring};
+use rotor_store::{Store, StoreError};
+
+pub use apps::{AppPatch, CreatedApp, NewApp};
+pub use exchange::{ClientCredentials, Issued};
+pub use installs::CreatedInstallation;
+
+/// Why a use case did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The domain refused the request (authentication or validation).
+    #[error(transparent)]
+    Refused(#[from] CoreError),
+    /// The thing named in the route does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A uniqueness rule refused it.
+    #[error("{0}")]
+    Conflict(String),
+    /// The input is not acceptable.
+    #[error("{0}")]
+    Invalid(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Result of a use case.
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// Everything the use cases need, built once at start-up.
+#[derive(Clone)]
+pub struct Service {
+    /// The storage backend chosen in `main`.
+    pub store: Arc<dyn Store>,
+    /// Where "now" comes from.
+    pub clock: Arc<dyn Clock>,
+    /// Seals client secrets.
+    pub keyring: Arc<Keyring>,
+    /// Derives a refresh's successor pair from the presented refresh token,
+    /// so that a replay within the grace window can be answered with the same
+    /// pair without storing it. Derived once from the server key.
+    successor_key: [u8; 32],
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("store", &self.store)
+            .field("clock", &self.clock)
+            .field("keyring", &self.keyring)
+            .field("successor_key", &"[redacted]")
+            .finish()
+    }
+}
+
+impl Service {
+    /// Builds the service over a store, a clock and the server keyring.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, keyring: Keyring) -> Self {
+        let successor_key = keyring.primary().subkey("refresh-successor");
+        Self {
+            store,
+            clock,
+            keyring: Arc::new(keyring),
+            successor_key,
+        }
+    }
+
+    /// The current time at the precision every backend stores (microseconds),
+    /// so what is answered is exactly what is stored.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        use chrono::SubsecRound;
+        self.clock.now().trunc_subsecs(6)
+    }
+}

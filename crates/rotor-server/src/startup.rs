@@ -1,0 +1,159 @@
+//! Start-up and shutdown: typed configuration (secrets redacted), choosing
+//! the store backend from the database URL, loading the server key, and
+//! serving until a shutdown signal.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use rotor_core::{Clock, Keyring, Secret, SystemClock};
+use rotor_store::Store;
+pub use rotor_store_sqlite::Durability;
+use rotor_store_sqlite::{SqliteConfig, SqliteStore};
+use tokio::net::TcpListener;
+
+use crate::http::AppState;
+use crate::keyfile::{load_keyring, KeySource};
+use crate::service::Service;
+
+/// Everything `rotor serve` needs. Secrets print as `[redacted]`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Database URL: `sqlite://rotor.db` (default) or a file path.
+    pub database_url: String,
+    /// The operator's token; `None` closes the admin API.
+    pub admin_token: Option<Secret>,
+    /// The server key (base64); `None` uses a key file next to a SQLite file.
+    pub secret_key: Option<Secret>,
+    /// Older keys still being rotated out (comma-separated base64).
+    pub old_secret_keys: Option<Secret>,
+    /// SQLite `synchronous` level.
+    pub durability: Durability,
+}
+
+/// A SQLite URL for `database_url`, which may be a bare path.
+pub fn sqlite_url(database_url: &str) -> Option<String> {
+    if database_url.starts_with("sqlite:") {
+        Some(database_url.to_owned())
+    } else if database_url.contains("://") {
+        None
+    } else {
+        Some(format!("sqlite://{database_url}"))
+    }
+}
+
+/// The file a SQLite URL names, if it names one.
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && !path.starts_with(":memory:")).then(|| PathBuf::from(path))
+}
+
+/// Opens the backend the URL names and runs its pending migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    match sqlite_url(&config.database_url) {
+        Some(url) => {
+            let mut cfg = SqliteConfig::new(url);
+            cfg.durability = config.durability;
+            let store = SqliteStore::open(&cfg)
+                .await
+                .with_context(|| format!("opening SQLite database {}", config.database_url))?;
+            Ok(Arc::new(store))
+        }
+        None => bail!(
+            "unsupported database URL scheme in {:?}: use sqlite://PATH",
+            config.database_url.split("://").next().unwrap_or("")
+        ),
+    }
+}
+
+/// Loads the server keyring for `config` and says where it came from.
+pub fn keyring(config: &Config) -> anyhow::Result<(Keyring, KeySource)> {
+    let key_file = sqlite_url(&config.database_url)
+        .and_then(|u| sqlite_path(&u))
+        .map(|p| {
+            let mut name = p.file_name().unwrap_or_default().to_owned();
+            name.push(".key");
+            p.with_file_name(name)
+        });
+    load_keyring(
+        config.secret_key.as_ref(),
+        config.old_secret_keys.as_ref(),
+        key_file.as_deref(),
+    )
+}
+
+/// Builds the application state: store, key, clock.
+pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
+    let (keyring, source) = keyring(config)?;
+    match &source {
+        KeySource::Created(p) => tracing::warn!(
+            key_file = %p.display(),
+            key_id = keyring.primary().id(),
+            "no server key configured: created a new key file (owner-only); back it up, \
+             and give every node on this database the same key"
+        ),
+        KeySource::File(p) => {
+            tracing::info!(key_file = %p.display(), key_id = keyring.primary().id(), "server key loaded")
+        }
+        KeySource::Configured => {
+            tracing::info!(
+                key_id = keyring.primary().id(),
+                "server key from configuration"
+            )
+        }
+    }
+    let store = open_store(config).await?;
+    Ok(AppState {
+        service: Service::new(store, clock, keyring),
+        admin_token: config.admin_token.clone().map(Arc::new),
+    })
+}
+
+/// Builds the state with the system clock.
+pub async fn build_default(config: &Config) -> anyhow::Result<AppState> {
+    build(config, Arc::new(SystemClock)).await
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves, then finishes
+/// the requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = crate::http::router(state);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,263 @@
+//! `spawn_app()`: the real server on 127.0.0.1:0 over its own SQLite file, a
+//! manual clock, and helpers that drive the admin API and the app routes.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::Duration;
+use reqwest::StatusCode;
+use rotor_core::{ManualClock, Secret, ServerKey};
+use rotor_server::startup::{self, Config, Durability};
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const ADMIN: &str = "test-admin-token";
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub dir: Arc<tempfile::TempDir>,
+    pub key: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+pub struct Installed {
+    pub app: Value,
+    pub client_id: String,
+    pub client_secret: String,
+    pub uuid: String,
+    pub code: String,
+}
+
+impl TestApp {
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("rotor.db")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn stop(mut self) -> (Arc<tempfile::TempDir>, String, Arc<ManualClock>) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.expect("server task");
+        }
+        (self.dir.clone(), self.key.clone(), self.clock.clone())
+    }
+
+    pub async fn admin_post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let res = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(ADMIN)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        split(res).await
+    }
+
+    pub async fn admin_get(&self, path: &str) -> (StatusCode, Value) {
+        let res = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .expect("request");
+        split(res).await
+    }
+
+    pub async fn admin_patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let res = self
+            .http
+            .patch(self.url(path))
+            .bearer_auth(ADMIN)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        split(res).await
+    }
+
+    pub async fn admin_delete(&self, path: &str) -> StatusCode {
+        self.http
+            .delete(self.url(path))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .expect("request")
+            .status()
+    }
+
+    /// Creates an app named `name` with `extra` settings merged in.
+    pub async fn create_app(&self, name: &str, extra: Value) -> Value {
+        let mut body = json!({ "name": name, "scopes": ["project:read", "event:write"] });
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        let (status, app) = self.admin_post("/api/0/sentry-apps/", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{app}");
+        app
+    }
+
+    pub async fn install_app(&self, app: &Value, org: &str) -> Installed {
+        let slug = app["slug"].as_str().expect("slug");
+        let (status, inst) = self
+            .admin_post(
+                &format!("/api/0/organizations/{org}/sentry-app-installations/"),
+                json!({ "slug": slug }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{inst}");
+        Installed {
+            app: app.clone(),
+            client_id: app["clientId"].as_str().expect("clientId").to_owned(),
+            client_secret: app["clientSecret"]
+                .as_str()
+                .expect("clientSecret")
+                .to_owned(),
+            uuid: inst["uuid"].as_str().expect("uuid").to_owned(),
+            code: inst["code"].as_str().expect("code").to_owned(),
+        }
+    }
+
+    /// A new app installed into `org`.
+    pub async fn installed(&self, name: &str, org: &str) -> Installed {
+        let app = self.create_app(name, json!({})).await;
+        self.install_app(&app, org).await
+    }
+
+    pub async fn authorize(&self, uuid: &str, body: Value) -> (StatusCode, Value) {
+        let res = self
+            .http
+            .post(self.url(&format!(
+                "/api/0/sentry-app-installations/{uuid}/authorizations/"
+            )))
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        split(res).await
+    }
+
+    pub async fn exchange(&self, i: &Installed) -> (StatusCode, Value) {
+        self.authorize(
+            &i.uuid,
+            json!({
+                "client_id": i.client_id, "client_secret": i.client_secret,
+                "grant_type": "authorization_code", "code": i.code,
+            }),
+        )
+        .await
+    }
+
+    /// Exchanges the code and asserts it worked.
+    pub async fn tokens(&self, i: &Installed) -> Value {
+        let (status, body) = self.exchange(i).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    pub async fn refresh(&self, i: &Installed, refresh_token: &str) -> (StatusCode, Value) {
+        self.authorize(
+            &i.uuid,
+            json!({
+                "client_id": i.client_id, "client_secret": i.client_secret,
+                "grant_type": "refresh_token", "refresh_token": refresh_token,
+            }),
+        )
+        .await
+    }
+
+    /// `PUT /api/0/sentry-app-installations/{uuid}/` with a bearer token.
+    pub async fn verify(&self, uuid: &str, bearer: &str) -> (StatusCode, Value) {
+        let res = self
+            .http
+            .put(self.url(&format!("/api/0/sentry-app-installations/{uuid}/")))
+            .bearer_auth(bearer)
+            .json(&json!({ "status": "installed" }))
+            .send()
+            .await
+            .expect("request");
+        split(res).await
+    }
+}
+
+pub async fn split(res: reqwest::Response) -> (StatusCode, Value) {
+    let status = res.status();
+    let ct = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let text = res.text().await.expect("body");
+    if text.is_empty() {
+        return (status, Value::Null);
+    }
+    assert!(
+        ct.starts_with("application/json"),
+        "non-JSON answer {status} {ct}: {text}"
+    );
+    (status, serde_json::from_str(&text).expect("JSON body"))
+}
+
+/// A server on a fresh database with the admin token set.
+pub async fn spawn_app() -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    let clock = Arc::new(ManualClock::new(chrono::SubsecRound::trunc_subsecs(
+        chrono::Utc::now(),
+        6,
+    )));
+    spawn_on(dir, ServerKey::generate().to_base64(), clock).await
+}
+
+/// A server on the database in `dir` with key `key`.
+pub async fn spawn_on(
+    dir: Arc<tempfile::TempDir>,
+    key: String,
+    clock: Arc<ManualClock>,
+) -> TestApp {
+    let config = Config {
+        database_url: format!("sqlite://{}", dir.path().join("rotor.db").display()),
+        admin_token: Some(Secret::new(ADMIN)),
+        secret_key: Some(Secret::new(key.clone())),
+        old_secret_keys: None,
+        durability: Durability::Normal,
+    };
+    let state = startup::build(&config, clock.clone()).await.expect("build");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        startup::serve(listener, state, async {
+            let _ = rx.await;
+        })
+        .await
+        .expect("serve");
+    });
+    TestApp {
+        base,
+        http: reqwest::Client::new(),
+        clock,
+        dir,
+        key,
+        stop: Some(tx),
+        task: Some(task),
+    }
+}
