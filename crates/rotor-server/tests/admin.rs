@@ -11,7 +11,12 @@ use serde_json::{json, Value};
 #[tokio::test]
 async fn the_admin_api_needs_the_admin_token() {
     let app = spawn_app().await;
-    for auth in [None, Some("Bearer wrong"), Some("Basic dGVzdA=="), Some("Bearer ")] {
+    for auth in [
+        None,
+        Some("Bearer wrong"),
+        Some("Basic dGVzdA=="),
+        Some("Bearer "),
+    ] {
         let mut req = app.http.get(app.url("/api/0/sentry-apps/"));
         if let Some(a) = auth {
             req = req.header("authorization", a);
@@ -47,7 +52,10 @@ async fn without_an_admin_token_the_admin_api_is_closed() {
     let (status, body) = split(res).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(body["detail"].as_str().unwrap().contains("closed"));
-    assert!(dir.path().join("r.db.key").exists(), "a key file was created next to the database");
+    assert!(
+        dir.path().join("r.db.key").exists(),
+        "a key file was created next to the database"
+    );
 }
 
 #[tokio::test]
@@ -102,20 +110,59 @@ async fn bad_app_input_is_refused_and_changes_nothing() {
     let cases = [
         (json!({}), StatusCode::BAD_REQUEST, "name"),
         (json!({"name": "x"}), StatusCode::BAD_REQUEST, "scopes"),
-        (json!({"name": "x", "scopes": ["root:all"]}), StatusCode::BAD_REQUEST, "scopes"),
-        (json!({"name": "x", "scopes": [], "reusePolicy": "maybe"}), StatusCode::BAD_REQUEST, "reusePolicy"),
-        (json!({"name": "x", "scopes": [], "webhookUrl": "not a url"}), StatusCode::BAD_REQUEST, "webhookUrl"),
-        (json!({"name": "x", "scopes": [], "accessTokenTtlSeconds": 0}), StatusCode::BAD_REQUEST, "accessTokenTtlSeconds"),
-        (json!({"name": "x", "scopes": [], "refreshGraceSeconds": 100000}), StatusCode::BAD_REQUEST, "refreshGraceSeconds"),
-        (json!({"name": "x", "scopes": [], "colour": "red"}), StatusCode::BAD_REQUEST, "colour"),
-        (json!({"name": "x", "scopes": "project:read"}), StatusCode::BAD_REQUEST, "sequence"),
-        (json!({"name": "!!!", "scopes": []}), StatusCode::BAD_REQUEST, "letter"),
-        (json!({"name": "TAKEN", "scopes": []}), StatusCode::CONFLICT, "taken"),
+        (
+            json!({"name": "x", "scopes": ["root:all"]}),
+            StatusCode::BAD_REQUEST,
+            "scopes",
+        ),
+        (
+            json!({"name": "x", "scopes": [], "reusePolicy": "maybe"}),
+            StatusCode::BAD_REQUEST,
+            "reusePolicy",
+        ),
+        (
+            json!({"name": "x", "scopes": [], "webhookUrl": "not a url"}),
+            StatusCode::BAD_REQUEST,
+            "webhookUrl",
+        ),
+        (
+            json!({"name": "x", "scopes": [], "accessTokenTtlSeconds": 0}),
+            StatusCode::BAD_REQUEST,
+            "accessTokenTtlSeconds",
+        ),
+        (
+            json!({"name": "x", "scopes": [], "refreshGraceSeconds": 100000}),
+            StatusCode::BAD_REQUEST,
+            "refreshGraceSeconds",
+        ),
+        (
+            json!({"name": "x", "scopes": [], "colour": "red"}),
+            StatusCode::BAD_REQUEST,
+            "colour",
+        ),
+        (
+            json!({"name": "x", "scopes": "project:read"}),
+            StatusCode::BAD_REQUEST,
+            "sequence",
+        ),
+        (
+            json!({"name": "!!!", "scopes": []}),
+            StatusCode::BAD_REQUEST,
+            "letter",
+        ),
+        (
+            json!({"name": "TAKEN", "scopes": []}),
+            StatusCode::CONFLICT,
+            "taken",
+        ),
     ];
     for (body, want, mention) in cases {
         let (status, answer) = app.admin_post("/api/0/sentry-apps/", body.clone()).await;
         assert_eq!(status, want, "{body} → {answer}");
-        assert!(answer.to_string().contains(mention), "{body} → {answer} should mention {mention}");
+        assert!(
+            answer.to_string().contains(mention),
+            "{body} → {answer} should mention {mention}"
+        );
     }
     let (_, list) = app.admin_get("/api/0/sentry-apps/").await;
     assert_eq!(list.as_array().unwrap().len(), 1);
@@ -124,7 +171,8 @@ async fn bad_app_input_is_refused_and_changes_nothing() {
 #[tokio::test]
 async fn patch_changes_settings() {
     let app = spawn_app().await;
-    app.create_app("Acme", json!({"webhookUrl": "https://a.test/h"})).await;
+    app.create_app("Acme", json!({"webhookUrl": "https://a.test/h"}))
+        .await;
     let (status, a) = app
         .admin_patch(
             "/api/0/sentry-apps/acme/",
@@ -141,9 +189,13 @@ async fn patch_changes_settings() {
     assert_eq!(a["slug"], "acme", "the slug does not change");
     let (_, again) = app.admin_get("/api/0/sentry-apps/acme/").await;
     assert_eq!(again, a);
-    let (status, _) = app.admin_patch("/api/0/sentry-apps/acme/", json!({"scopes": ["nope"]})).await;
+    let (status, _) = app
+        .admin_patch("/api/0/sentry-apps/acme/", json!({"scopes": ["nope"]}))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, _) = app.admin_patch("/api/0/sentry-apps/ghost/", json!({})).await;
+    let (status, _) = app
+        .admin_patch("/api/0/sentry-apps/ghost/", json!({}))
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = app.admin_get("/api/0/sentry-apps/ghost/").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -153,15 +205,22 @@ async fn patch_changes_settings() {
 async fn rotating_the_secret_ends_the_old_one() {
     let app = spawn_app().await;
     let i = app.installed("Acme", "acme").await;
-    let (status, body) = app.admin_post("/api/0/sentry-apps/acme/rotate-secret/", json!({})).await;
+    let (status, body) = app
+        .admin_post("/api/0/sentry-apps/acme/rotate-secret/", json!({}))
+        .await;
     assert_eq!(status, StatusCode::OK);
     let new_secret = body["clientSecret"].as_str().unwrap();
     assert_ne!(new_secret, i.client_secret);
     let (status, _) = app.exchange(&i).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "old secret refused");
-    let fresh = Installed { client_secret: new_secret.to_owned(), ..i };
+    let fresh = Installed {
+        client_secret: new_secret.to_owned(),
+        ..i
+    };
     app.tokens(&fresh).await;
-    let (status, _) = app.admin_post("/api/0/sentry-apps/ghost/rotate-secret/", json!({})).await;
+    let (status, _) = app
+        .admin_post("/api/0/sentry-apps/ghost/rotate-secret/", json!({}))
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -183,9 +242,15 @@ async fn installations_are_one_per_org_and_app() {
     let (status, _) = app.admin_post(path, json!({"slug": "ghost"})).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, body) = app.admin_post(path, json!({})).await;
-    assert_eq!((status, &body["slug"][0]), (StatusCode::BAD_REQUEST, &json!("This field is required.")));
+    assert_eq!(
+        (status, &body["slug"][0]),
+        (StatusCode::BAD_REQUEST, &json!("This field is required."))
+    );
     let (status, _) = app
-        .admin_post("/api/0/organizations/Bad%20Org/sentry-app-installations/", json!({"slug": "acme"}))
+        .admin_post(
+            "/api/0/organizations/Bad%20Org/sentry-app-installations/",
+            json!({"slug": "acme"}),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
@@ -194,11 +259,19 @@ async fn installations_are_one_per_org_and_app() {
     let (status, shown) = app.admin_get(&one).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(shown["uuid"], uuid);
-    assert!(shown.get("code").is_none(), "the code is shown only at creation");
+    assert!(
+        shown.get("code").is_none(),
+        "the code is shown only at creation"
+    );
     assert_eq!(app.admin_delete(&one).await, StatusCode::NO_CONTENT);
     assert_eq!(app.admin_delete(&one).await, StatusCode::NOT_FOUND);
     assert_eq!(app.admin_get(&one).await.0, StatusCode::NOT_FOUND);
-    assert_eq!(app.admin_get("/api/0/sentry-app-installations/nope/").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.admin_get("/api/0/sentry-app-installations/nope/")
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
     let (status, _) = app.admin_post(path, json!({"slug": "acme"})).await;
     assert_eq!(status, StatusCode::CREATED, "reinstall after delete");
 }
@@ -209,13 +282,21 @@ async fn the_events_route_filters_and_checks_its_query() {
     let a = app.installed("A", "acme").await;
     let b = app.installed("B", "acme").await;
     app.tokens(&a).await;
-    let (status, ev) = app.admin_get(&format!("/api/0/events/?installation={}", b.uuid)).await;
+    let (status, ev) = app
+        .admin_get(&format!("/api/0/events/?installation={}", b.uuid))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(ev.as_array().unwrap().len(), 1);
     assert_eq!(ev[0]["type"], "installation_created");
     let (_, all) = app.admin_get("/api/0/events/").await;
     assert_eq!(all.as_array().unwrap().len(), 4);
-    for bad in ["?installation=zzz", "?limit=0", "?limit=abc", "?limit=5000", "?bogus=1"] {
+    for bad in [
+        "?installation=zzz",
+        "?limit=0",
+        "?limit=abc",
+        "?limit=5000",
+        "?bogus=1",
+    ] {
         let (status, body) = app.admin_get(&format!("/api/0/events/{bad}")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
     }
@@ -225,7 +306,13 @@ async fn the_events_route_filters_and_checks_its_query() {
 async fn health_and_readiness() {
     let app = spawn_app().await;
     let (status, body) = split(app.http.get(app.url("/healthz")).send().await.unwrap()).await;
-    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ok")));
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
     let (status, body) = split(app.http.get(app.url("/readyz")).send().await.unwrap()).await;
-    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ready")));
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("ready"))
+    );
 }

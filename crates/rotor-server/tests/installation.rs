@@ -12,7 +12,9 @@ use serde_json::json;
 #[tokio::test]
 async fn verify_install_keeps_an_installation_pending_until_confirmed() {
     let app = spawn_app().await;
-    let a = app.create_app("Strict", json!({"verifyInstall": true})).await;
+    let a = app
+        .create_app("Strict", json!({"verifyInstall": true}))
+        .await;
     let i = app.install_app(&a, "acme").await;
     let t = app.tokens(&i).await;
     let path = format!("/api/0/sentry-app-installations/{}/", i.uuid);
@@ -46,22 +48,60 @@ async fn only_a_live_token_of_that_installation_verifies_it() {
     let token = t["token"].as_str().unwrap();
 
     let url = app.url(&format!("/api/0/sentry-app-installations/{}/", i.uuid));
-    let (status, _) = split(app.http.put(&url).json(&json!({"status": "installed"})).send().await.unwrap()).await;
+    let (status, _) = split(
+        app.http
+            .put(&url)
+            .json(&json!({"status": "installed"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "no token");
-    assert_eq!(app.verify(&i.uuid, "rtr_at_nonsense").await.0, StatusCode::UNAUTHORIZED);
-    assert_eq!(app.verify(&i.uuid, t["refreshToken"].as_str().unwrap()).await.0, StatusCode::UNAUTHORIZED);
-    assert_eq!(app.verify(&i.uuid, tj["token"].as_str().unwrap()).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.verify(&i.uuid, "rtr_at_nonsense").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.verify(&i.uuid, t["refreshToken"].as_str().unwrap())
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.verify(&i.uuid, tj["token"].as_str().unwrap()).await.0,
+        StatusCode::FORBIDDEN
+    );
     let (status, body) = split(
-        app.http.put(&url).bearer_auth(token).json(&json!({"status": "pending"})).send().await.unwrap(),
+        app.http
+            .put(&url)
+            .bearer_auth(token)
+            .json(&json!({"status": "pending"}))
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    let (status, _) = split(app.http.put(&url).bearer_auth(token).json(&json!({})).send().await.unwrap()).await;
+    let (status, _) = split(
+        app.http
+            .put(&url)
+            .bearer_auth(token)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     assert_eq!(app.verify(&i.uuid, token).await.0, StatusCode::OK);
     app.advance(Duration::hours(8));
-    assert_eq!(app.verify(&i.uuid, token).await.0, StatusCode::UNAUTHORIZED, "expired");
+    assert_eq!(
+        app.verify(&i.uuid, token).await.0,
+        StatusCode::UNAUTHORIZED,
+        "expired"
+    );
 }
 
 #[tokio::test]
@@ -74,10 +114,16 @@ async fn everything_survives_a_restart() {
 
     let app = spawn_on(dir, key, clock).await;
     let (status, list) = app.admin_get("/api/0/sentry-apps/").await;
-    assert_eq!((status, list.as_array().unwrap().len()), (StatusCode::OK, 1));
+    assert_eq!(
+        (status, list.as_array().unwrap().len()),
+        (StatusCode::OK, 1)
+    );
     let (status, t2) = app.refresh(&i, t["refreshToken"].as_str().unwrap()).await;
     assert_eq!(status, StatusCode::CREATED, "{t2}");
-    assert_eq!(app.verify(&i.uuid, t2["token"].as_str().unwrap()).await.0, StatusCode::OK);
+    assert_eq!(
+        app.verify(&i.uuid, t2["token"].as_str().unwrap()).await.0,
+        StatusCode::OK
+    );
     app.tokens(&spare).await;
     let (_, events) = app.admin_get("/api/0/events/?type=token_exchanged").await;
     assert_eq!(events.as_array().unwrap().len(), 3);
@@ -110,7 +156,10 @@ async fn the_database_holds_no_usable_credential() {
     ];
     for s in secrets {
         // Neither the whole token nor its random body appears anywhere.
-        assert!(!hay.contains(&s[7..40]), "plaintext secret found in the database");
+        assert!(
+            !hay.contains(&s[7..40]),
+            "plaintext secret found in the database"
+        );
     }
     drop(dir);
 }

@@ -1,0 +1,156 @@
+//! The `rotor` binary: migrate, the admin subcommands, and `serve --demo`
+//! whose printed curl commands must work as printed.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn rotor(dir: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rotor"));
+    c.current_dir(dir)
+        .env_remove("ROTOR_SECRET_KEY")
+        .env_remove("ROTOR_ADMIN_TOKEN")
+        .env_remove("ROTOR_DATABASE_URL")
+        .env("RUST_LOG", "warn");
+    c
+}
+
+fn json_of(out: std::process::Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn admin_subcommands_work_on_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = rotor(dir.path()).arg("migrate").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        dir.path().join("rotor.db").exists(),
+        "default database in the working directory"
+    );
+
+    let app = json_of(
+        rotor(dir.path())
+            .args([
+                "apps",
+                "create",
+                "--name",
+                "CLI App",
+                "--scope",
+                "project:read",
+            ])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(app["slug"], "cli-app");
+    assert!(app["clientSecret"].as_str().unwrap().starts_with("rtr_cs_"));
+    assert!(
+        dir.path().join("rotor.db.key").exists(),
+        "key file created on first use"
+    );
+
+    let list = json_of(rotor(dir.path()).args(["apps", "list"]).output().unwrap());
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert!(list[0].get("clientSecret").is_none());
+
+    let inst = json_of(
+        rotor(dir.path())
+            .args(["installs", "create", "--org", "acme", "--app", "cli-app"])
+            .output()
+            .unwrap(),
+    );
+    assert!(inst["code"].as_str().unwrap().starts_with("rtr_gc_"));
+    let uuid = inst["uuid"].as_str().unwrap();
+    let out = rotor(dir.path())
+        .args(["installs", "delete", uuid])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = rotor(dir.path())
+        .args(["installs", "delete", uuid])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "deleting twice is an error");
+
+    let bad = rotor(dir.path())
+        .args(["apps", "create", "--name", "X", "--scope", "nope"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("nope"));
+}
+
+#[test]
+fn serve_demo_prints_commands_that_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = rotor(dir.path())
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let done = line.contains("/api/0/events/");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    // Each command starts with `curl` and continues while a line ends in `\`.
+    let mut commands = Vec::new();
+    let mut current: Option<String> = None;
+    for l in &lines {
+        if let Some(c) = current.as_mut() {
+            c.push('\n');
+            c.push_str(l);
+        } else if l.starts_with("curl ") {
+            current = Some(l.clone());
+        }
+        if !l.ends_with('\\') {
+            if let Some(c) = current.take() {
+                commands.push(c);
+            }
+        }
+    }
+    assert_eq!(commands.len(), 3, "{lines:#?}");
+    let run = |cmd: &str| {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(cmd)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let first = run(&commands[0]);
+    assert!(
+        first["refreshToken"]
+            .as_str()
+            .unwrap()
+            .starts_with("rtr_rt_"),
+        "{first}"
+    );
+    let second = run(&commands[1]);
+    assert!(
+        second["token"].as_str().unwrap().starts_with("rtr_at_"),
+        "{second}"
+    );
+    assert_ne!(first["refreshToken"], second["refreshToken"]);
+    let events = run(&commands[2]);
+    assert!(events.as_array().unwrap().len() >= 5, "{events}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
