@@ -26,6 +26,22 @@ pub enum CoreError {
     /// No live token has this refresh token.
     #[error("Given refresh token does not exist")]
     RefreshTokenNotFound,
+    /// The refresh token was already traded and is presented again outside
+    /// the grace window (or after its successor was used): treated as theft.
+    #[error("Refresh token was already used")]
+    RefreshTokenReused,
+    /// The refresh token passed its idle or family lifetime.
+    #[error("Refresh token has expired")]
+    RefreshTokenExpired,
+    /// The refresh token's family was revoked.
+    #[error("Refresh token has been revoked")]
+    RefreshTokenRevoked,
+    /// A client-secret JWT that does not verify or whose claims are wrong.
+    #[error("Invalid client assertion: {0}")]
+    InvalidAssertion(String),
+    /// A client-secret JWT whose `jti` was already used.
+    #[error("Invalid client assertion: jti was already used")]
+    AssertionReplayed,
     /// The refresh token was issued to another app.
     #[error("Token does not belong to the application")]
     TokenNotForApp,

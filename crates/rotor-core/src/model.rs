@@ -15,6 +15,25 @@ pub const DEFAULT_ACCESS_TOKEN_TTL_SECONDS: i64 = 8 * 3600;
 /// Default grace window in which a replayed refresh token gets the same answer.
 pub const DEFAULT_REFRESH_GRACE_SECONDS: i64 = 60;
 
+/// How long refresh tokens and token families live; server-wide settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetimes {
+    /// A refresh token not used for this long expires (default 30 days).
+    pub refresh_idle: Duration,
+    /// A family (every pair descended from one grant) ends this long after
+    /// its grant was exchanged, however often it is refreshed (default 365 days).
+    pub family_absolute: Duration,
+}
+
+impl Default for Lifetimes {
+    fn default() -> Self {
+        Self {
+            refresh_idle: Duration::days(30),
+            family_absolute: Duration::days(365),
+        }
+    }
+}
+
 /// What happens when a retired refresh token is presented after its grace window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ReusePolicy {
@@ -173,6 +192,11 @@ pub struct IssuedToken {
     pub scopes: Vec<String>,
     /// When the access token stops working.
     pub expires_at: DateTime<Utc>,
+    /// When the refresh token stops working: the idle limit after issue, but
+    /// never past the family's end.
+    pub refresh_expires_at: DateTime<Utc>,
+    /// When the family ends, whatever is refreshed.
+    pub family_expires_at: DateTime<Utc>,
     /// When the pair was issued.
     pub created_at: DateTime<Utc>,
     /// The pair this one replaced by refresh, if any.
@@ -188,6 +212,23 @@ impl IssuedToken {
     pub fn access_is_live(&self, now: DateTime<Utc>) -> bool {
         self.retired_at.is_none() && self.revoked_at.is_none() && now < self.expires_at
     }
+
+    /// Whether the refresh token can be traded at `now`.
+    pub fn refresh_is_live(&self, now: DateTime<Utc>) -> bool {
+        self.retired_at.is_none() && self.revoked_at.is_none() && now < self.refresh_expires_at
+    }
+}
+
+/// A `jti` of a client-secret JWT, remembered until the JWT would expire so
+/// it cannot be replayed (across restarts too).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsedJti {
+    /// The app whose secret signed the JWT.
+    pub app_id: Uuid,
+    /// The JWT id.
+    pub jti: String,
+    /// When the JWT expires; the record may be dropped after this.
+    pub expires_at: DateTime<Utc>,
 }
 
 /// The kind of exchange recorded with `token_exchanged`.

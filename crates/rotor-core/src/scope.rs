@@ -7,6 +7,14 @@ const RESOURCES: &[&str] = &[
 ];
 const ACTIONS: &[&str] = &["read", "write", "admin"];
 
+/// Every scope name Rotor accepts.
+pub fn all() -> Vec<String> {
+    RESOURCES
+        .iter()
+        .flat_map(|r| ACTIONS.iter().map(move |a| format!("{r}:{a}")))
+        .collect()
+}
+
 /// Checks every scope and returns them sorted and without duplicates.
 pub fn normalize(scopes: &[String]) -> Result<Vec<String>, CoreError> {
     let mut out: Vec<String> = Vec::with_capacity(scopes.len());

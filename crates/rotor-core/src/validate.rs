@@ -41,23 +41,77 @@ pub fn grant(
     Ok(())
 }
 
-/// The refresh token exists, is live, and belongs to this app and installation.
+/// Where a presented refresh token stands once it is known to be the app's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshState {
+    /// Live: rotate it.
+    Live,
+    /// Already rotated: a replay within the grace window, or reuse.
+    Retired,
+}
+
+/// The refresh token exists and belongs to this app (and installation, when
+/// the route names one); it is not revoked or expired. Says whether it is
+/// live or already rotated — what happens to a rotated one is
+/// [`retired_refresh`]'s decision.
 pub fn refresh(
     app: &App,
-    installation: &Installation,
+    installation: Option<&Installation>,
     token: Option<&IssuedToken>,
-) -> Result<(), CoreError> {
+    now: DateTime<Utc>,
+) -> Result<RefreshState, CoreError> {
     let t = token.ok_or(CoreError::RefreshTokenNotFound)?;
     if t.app_id != app.id {
         return Err(CoreError::TokenNotForApp);
     }
-    if t.installation_id != installation.id {
+    if installation.is_some_and(|i| t.installation_id != i.id) {
         return Err(CoreError::TokenNotForInstallation);
     }
-    if t.revoked_at.is_some() || t.retired_at.is_some() {
-        return Err(CoreError::RefreshTokenNotFound);
+    if t.revoked_at.is_some() {
+        return Err(CoreError::RefreshTokenRevoked);
     }
-    Ok(())
+    if now >= t.refresh_expires_at {
+        return Err(CoreError::RefreshTokenExpired);
+    }
+    Ok(if t.retired_at.is_some() {
+        RefreshState::Retired
+    } else {
+        RefreshState::Live
+    })
+}
+
+/// What to do with a retired refresh token presented again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetiredDecision {
+    /// Within the grace window and the successor untouched: answer with the
+    /// successor pair again.
+    Replay,
+    /// Reuse after the window (or after the successor moved on): theft.
+    Reuse,
+}
+
+/// Decides a replay against reuse (RFC 9700 §4.14.2 with a grace window):
+/// a replay needs the app's window to be open (`grace > 0`), the token to
+/// have been retired less than `grace` ago, and its successor — the pair
+/// derived from it — to be stored, its child, and still live.
+pub fn retired_refresh(
+    app: &App,
+    retired: &IssuedToken,
+    successor: Option<&IssuedToken>,
+    now: DateTime<Utc>,
+) -> RetiredDecision {
+    let grace = chrono::Duration::seconds(app.settings.refresh_grace_seconds);
+    let in_window = retired
+        .retired_at
+        .is_some_and(|at| grace > chrono::Duration::zero() && now < at + grace);
+    let successor_fresh = successor.is_some_and(|s| {
+        s.parent_id == Some(retired.id) && s.refresh_is_live(now) && s.access_is_live(now)
+    });
+    if in_window && successor_fresh {
+        RetiredDecision::Replay
+    } else {
+        RetiredDecision::Reuse
+    }
 }
 
 /// A bearer access token is live and belongs to `installation`.
@@ -183,6 +237,8 @@ mod tests {
             refresh_hash: TokenHash([2; 32]),
             scopes: vec![],
             expires_at: Utc::now() + Duration::hours(1),
+            refresh_expires_at: Utc::now() + Duration::days(30),
+            family_expires_at: Utc::now() + Duration::days(365),
             created_at: Utc::now(),
             parent_id: None,
             retired_at: None,
@@ -241,24 +297,59 @@ mod tests {
     fn refresh_checks() {
         let a = app();
         let i = inst(&a);
+        let now = Utc::now();
         let mut t = token(&a, &i);
-        assert_eq!(refresh(&a, &i, None), Err(CoreError::RefreshTokenNotFound));
-        assert_eq!(refresh(&a, &i, Some(&t)), Ok(()));
-        t.retired_at = Some(Utc::now());
+        let r = |t: Option<&IssuedToken>, now| refresh(&a, Some(&i), t, now);
+        assert_eq!(r(None, now), Err(CoreError::RefreshTokenNotFound));
+        assert_eq!(r(Some(&t), now), Ok(RefreshState::Live));
         assert_eq!(
-            refresh(&a, &i, Some(&t)),
-            Err(CoreError::RefreshTokenNotFound)
+            r(Some(&t), t.refresh_expires_at),
+            Err(CoreError::RefreshTokenExpired)
         );
-        t.retired_at = None;
+        t.retired_at = Some(now);
+        assert_eq!(r(Some(&t), now), Ok(RefreshState::Retired));
+        t.revoked_at = Some(now);
+        assert_eq!(r(Some(&t), now), Err(CoreError::RefreshTokenRevoked));
+        t.revoked_at = None;
         t.installation_id = Uuid::new_v4();
-        assert_eq!(
-            refresh(&a, &i, Some(&t)),
-            Err(CoreError::TokenNotForInstallation)
-        );
+        assert_eq!(r(Some(&t), now), Err(CoreError::TokenNotForInstallation));
+        assert_eq!(refresh(&a, None, Some(&t), now), Ok(RefreshState::Retired));
         t.app_id = Uuid::new_v4();
-        assert_eq!(refresh(&a, &i, Some(&t)), Err(CoreError::TokenNotForApp));
+        assert_eq!(r(Some(&t), now), Err(CoreError::TokenNotForApp));
     }
 
+    #[test]
+    fn replay_needs_the_window_and_a_fresh_successor() {
+        let a = app();
+        let i = inst(&a);
+        let now = Utc::now();
+        let mut old = token(&a, &i);
+        old.retired_at = Some(now);
+        let mut next = token(&a, &i);
+        next.parent_id = Some(old.id);
+        let d = |succ: Option<&IssuedToken>, at| retired_refresh(&a, &old, succ, at);
+        assert_eq!(
+            d(Some(&next), now + Duration::seconds(59)),
+            RetiredDecision::Replay
+        );
+        assert_eq!(
+            d(Some(&next), now + Duration::seconds(60)),
+            RetiredDecision::Reuse
+        );
+        assert_eq!(d(None, now), RetiredDecision::Reuse);
+        let mut used = next.clone();
+        used.retired_at = Some(now);
+        assert_eq!(d(Some(&used), now), RetiredDecision::Reuse);
+        let mut stranger = next.clone();
+        stranger.parent_id = Some(Uuid::new_v4());
+        assert_eq!(d(Some(&stranger), now), RetiredDecision::Reuse);
+        let mut closed = a.clone();
+        closed.settings.refresh_grace_seconds = 0;
+        assert_eq!(
+            retired_refresh(&closed, &old, Some(&next), now),
+            RetiredDecision::Reuse
+        );
+    }
     #[test]
     fn bearer_checks() {
         let a = app();

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use rotor_core::{Clock, Keyring, Secret, SystemClock};
+use rotor_core::{Clock, Keyring, Lifetimes, Secret, SystemClock};
 use rotor_store::Store;
 pub use rotor_store_sqlite::Durability;
 use rotor_store_sqlite::{SqliteConfig, SqliteStore};
@@ -31,6 +31,25 @@ pub struct Config {
     pub old_secret_keys: Option<Secret>,
     /// SQLite `synchronous` level.
     pub durability: Durability,
+    /// Public base URL, the RFC 8414 issuer (`None`: from the `Host` header).
+    pub public_url: Option<String>,
+    /// Refresh-token idle limit and family lifetime.
+    pub lifetimes: Lifetimes,
+}
+
+impl Config {
+    /// A configuration with defaults for everything but the database URL.
+    pub fn new(database_url: impl Into<String>) -> Self {
+        Self {
+            database_url: database_url.into(),
+            admin_token: None,
+            secret_key: None,
+            old_secret_keys: None,
+            durability: Durability::Normal,
+            public_url: None,
+            lifetimes: Lifetimes::default(),
+        }
+    }
 }
 
 /// A SQLite URL for `database_url`, which may be a bare path.
@@ -109,8 +128,12 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<App
     }
     let store = open_store(config).await?;
     Ok(AppState {
-        service: Service::new(store, clock, keyring),
+        service: Service::new(store, clock, keyring).with_lifetimes(config.lifetimes),
         admin_token: config.admin_token.clone().map(Arc::new),
+        issuer: config
+            .public_url
+            .as_ref()
+            .map(|u| u.trim_end_matches('/').to_owned()),
     })
 }
 
@@ -133,6 +156,24 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+/// Rows the janitor deletes per statement, and statements per pass: bounded
+/// so that a pass never holds the writer for long.
+const JANITOR_BATCH: u32 = 1000;
+const JANITOR_MAX_BATCHES: u32 = 50;
+
+/// Runs the janitor every `every` (with jitter) until the process ends.
+pub fn spawn_janitor(service: Service, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let jitter = rand::random::<f64>() * 0.2 + 0.9;
+            tokio::time::sleep(every.mul_f64(jitter)).await;
+            if let Err(e) = service.purge(JANITOR_BATCH, JANITOR_MAX_BATCHES).await {
+                tracing::warn!(error = %e, "janitor pass failed; will retry");
+            }
+        }
+    })
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -32,13 +32,8 @@ async fn the_admin_api_needs_the_admin_token() {
 #[tokio::test]
 async fn without_an_admin_token_the_admin_api_is_closed() {
     let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
-    let config = rotor_server::Config {
-        database_url: format!("sqlite://{}", dir.path().join("r.db").display()),
-        admin_token: None,
-        secret_key: None,
-        old_secret_keys: None,
-        durability: rotor_server::startup::Durability::Normal,
-    };
+    let config =
+        rotor_server::Config::new(format!("sqlite://{}", dir.path().join("r.db").display()));
     let state = rotor_server::startup::build_default(&config).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

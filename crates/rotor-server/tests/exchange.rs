@@ -166,7 +166,15 @@ async fn a_grant_expires_after_ten_minutes() {
 #[tokio::test]
 async fn refresh_retires_the_old_pair_and_issues_a_new_one() {
     let app = spawn_app().await;
-    let i = app.installed("Acme CI", "acme").await;
+    // No grace window and `reject`: the old token is simply spent (the grace
+    // window and family revocation have tests of their own).
+    let a = app
+        .create_app(
+            "Acme CI",
+            json!({"refreshGraceSeconds": 0, "reusePolicy": "reject"}),
+        )
+        .await;
+    let i = app.install_app(&a, "acme").await;
     let t1 = app.tokens(&i).await;
     app.advance(Duration::hours(1));
     let (status, t2) = app.refresh(&i, t1["refreshToken"].as_str().unwrap()).await;
@@ -191,7 +199,7 @@ async fn refresh_retires_the_old_pair_and_issues_a_new_one() {
     // The old refresh token is spent.
     let (status, body) = app.refresh(&i, t1["refreshToken"].as_str().unwrap()).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(detail(&body), "Given refresh token does not exist");
+    assert_eq!(detail(&body), "Refresh token was already used");
     // The new one refreshes again.
     let (status, _) = app.refresh(&i, t2["refreshToken"].as_str().unwrap()).await;
     assert_eq!(status, StatusCode::CREATED);
@@ -269,7 +277,14 @@ async fn a_refresh_token_must_belong_to_the_app_and_installation() {
 #[tokio::test]
 async fn fifty_parallel_refreshes_have_exactly_one_winner() {
     let app = std::sync::Arc::new(spawn_app().await);
-    let i = std::sync::Arc::new(app.installed("Acme CI", "acme").await);
+    // Without a grace window, the store's compare-and-swap admits one.
+    let a = app
+        .create_app(
+            "Acme CI",
+            json!({"refreshGraceSeconds": 0, "reusePolicy": "reject"}),
+        )
+        .await;
+    let i = std::sync::Arc::new(app.install_app(&a, "acme").await);
     let t = app.tokens(&i).await;
     let rt = t["refreshToken"].as_str().unwrap().to_owned();
     let tasks: Vec<_> = (0..50)
@@ -284,7 +299,7 @@ async fn fifty_parallel_refreshes_have_exactly_one_winner() {
         match status {
             StatusCode::CREATED => winners.push(body),
             StatusCode::UNAUTHORIZED => {
-                assert_eq!(detail(&body), "Given refresh token does not exist")
+                assert_eq!(detail(&body), "Refresh token was already used")
             }
             other => panic!("unexpected {other}: {body}"),
         }

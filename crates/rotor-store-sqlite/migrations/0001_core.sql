@@ -50,6 +50,8 @@ CREATE TABLE token_families (
     installation_id TEXT    NOT NULL REFERENCES installations (id),
     app_id          TEXT    NOT NULL REFERENCES apps (id),
     created_at      INTEGER NOT NULL,
+    -- absolute end of the family, however often it is refreshed
+    expires_at      INTEGER NOT NULL,
     revoked_at      INTEGER
 );
 CREATE INDEX token_families_installation ON token_families (installation_id);
@@ -63,6 +65,9 @@ CREATE TABLE tokens (
     refresh_hash    BLOB    NOT NULL,
     scopes          TEXT    NOT NULL,
     expires_at      INTEGER NOT NULL,
+    -- idle limit of the refresh token, capped at the family's end; retired and
+    -- revoked rows are kept until then so that reuse can be detected
+    refresh_expires_at INTEGER NOT NULL,
     created_at      INTEGER NOT NULL,
     parent_id       TEXT,
     retired_at      INTEGER,
@@ -74,6 +79,16 @@ CREATE TABLE tokens (
 CREATE UNIQUE INDEX tokens_parent_key ON tokens (parent_id) WHERE parent_id IS NOT NULL;
 CREATE INDEX tokens_family ON tokens (family_id);
 CREATE INDEX tokens_installation ON tokens (installation_id);
+CREATE INDEX tokens_refresh_expires ON tokens (refresh_expires_at);
+
+-- jti of client-secret JWTs, kept until the JWT expires so it is used once
+CREATE TABLE used_jtis (
+    app_id     TEXT    NOT NULL,
+    jti        TEXT    NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (app_id, jti)
+);
+CREATE INDEX used_jtis_expires ON used_jtis (expires_at);
 
 CREATE TABLE events (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -126,6 +126,8 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
                 "installation"
             } else if msg.contains("tokens.parent_id") {
                 "successor"
+            } else if msg.contains("used_jtis") {
+                "jti"
             } else {
                 "unique"
             };

@@ -104,7 +104,8 @@ pub(crate) fn grant(row: &SqliteRow) -> Result<Grant, StoreError> {
 /// Columns of a token joined with its family; `revoked_at` is the earlier of
 /// the pair's own and the family's.
 pub(crate) const TOKEN_COLUMNS: &str = "t.id, t.family_id, t.installation_id, t.app_id, \
-    t.access_hash, t.refresh_hash, t.scopes, t.expires_at, t.created_at, t.parent_id, \
+    t.access_hash, t.refresh_hash, t.scopes, t.expires_at, t.refresh_expires_at, \
+    f.expires_at AS family_expires_at, t.created_at, t.parent_id, \
     t.retired_at, COALESCE(t.revoked_at, f.revoked_at) AS revoked_at \
     FROM tokens t JOIN token_families f ON f.id = t.family_id";
 
@@ -119,6 +120,8 @@ pub(crate) fn token(row: &SqliteRow) -> Result<IssuedToken, StoreError> {
         refresh_hash: hash(row, "refresh_hash")?,
         scopes: scopes(row, "scopes")?,
         expires_at: from_ts(get(row, "expires_at")?)?,
+        refresh_expires_at: from_ts(get(row, "refresh_expires_at")?)?,
+        family_expires_at: from_ts(get(row, "family_expires_at")?)?,
         created_at: from_ts(get(row, "created_at")?)?,
         parent_id: parent.as_deref().map(uuid).transpose()?,
         retired_at: opt_ts(get(row, "retired_at")?)?,

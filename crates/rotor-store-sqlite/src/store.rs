@@ -4,9 +4,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rotor_core::{
     App, Event, EventFilter, Grant, Installation, InstallationStatus, IssuedToken, NewEvent,
-    TokenHash,
+    TokenHash, UsedJti,
 };
-use rotor_store::{Rotation, Store, StoreError, StoreResult};
+use rotor_store::{Purged, Rotation, Store, StoreError, StoreResult};
 use sqlx::{Sqlite, Transaction};
 use uuid::Uuid;
 
@@ -19,8 +19,8 @@ const INSTALLATION_COLUMNS: &str = "i.id, i.app_id, a.slug AS app_slug, i.org_sl
 async fn insert_token(tx: &mut Transaction<'_, Sqlite>, t: &IssuedToken) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO tokens (id, family_id, installation_id, app_id, access_hash, refresh_hash, \
-         scopes, expires_at, created_at, parent_id, retired_at, revoked_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
+         scopes, expires_at, refresh_expires_at, created_at, parent_id, retired_at, revoked_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
     )
     .bind(t.id.to_string())
     .bind(t.family_id.to_string())
@@ -30,6 +30,7 @@ async fn insert_token(tx: &mut Transaction<'_, Sqlite>, t: &IssuedToken) -> Stor
     .bind(t.refresh_hash.as_bytes().as_slice())
     .bind(scopes_json(&t.scopes))
     .bind(ts(t.expires_at))
+    .bind(ts(t.refresh_expires_at))
     .bind(ts(t.created_at))
     .bind(t.parent_id.map(|p| p.to_string()))
     .execute(&mut **tx)
@@ -55,6 +56,41 @@ async fn insert_event(conn: &mut sqlx::SqliteConnection, e: &NewEvent) -> StoreR
     .await
     .map_err(map_err)?;
     Ok(())
+}
+
+/// Starts a family for `t` (its first pair) and stores the pair.
+async fn insert_family_with(tx: &mut Transaction<'_, Sqlite>, t: &IssuedToken) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO token_families (id, installation_id, app_id, created_at, expires_at, \
+         revoked_at) VALUES (?, ?, ?, ?, ?, NULL)",
+    )
+    .bind(t.family_id.to_string())
+    .bind(t.installation_id.to_string())
+    .bind(t.app_id.to_string())
+    .bind(ts(t.created_at))
+    .bind(ts(t.family_expires_at))
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    insert_token(tx, t).await
+}
+
+/// Runs `DELETE FROM {table} WHERE rowid IN ({select} LIMIT batch)`.
+async fn delete_batch(
+    tx: &mut Transaction<'_, Sqlite>,
+    table: &str,
+    select: &str,
+    now: i64,
+    batch: u32,
+) -> StoreResult<u64> {
+    let sql = format!("DELETE FROM {table} WHERE rowid IN ({select} LIMIT ?2)");
+    let done = sqlx::query(&sql)
+        .bind(now)
+        .bind(i64::from(batch))
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    Ok(done.rows_affected())
 }
 
 impl SqliteStore {
@@ -301,18 +337,7 @@ impl Store for SqliteStore {
         if used.rows_affected() == 0 {
             return Err(StoreError::Conflict("grant_used".into()));
         }
-        sqlx::query(
-            "INSERT INTO token_families (id, installation_id, app_id, created_at, revoked_at) \
-             VALUES (?, ?, ?, ?, NULL)",
-        )
-        .bind(token.family_id.to_string())
-        .bind(token.installation_id.to_string())
-        .bind(token.app_id.to_string())
-        .bind(ts(token.created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        insert_token(&mut tx, token).await?;
+        insert_family_with(&mut tx, token).await?;
         let status_sql = if mark_installed {
             "UPDATE installations SET current_token_id = ?, status = 'installed' \
              WHERE id = ? AND deleted_at IS NULL"
@@ -382,6 +407,100 @@ impl Store for SqliteStore {
         }
         tx.commit().await.map_err(map_err)?;
         Ok(Rotation::Rotated)
+    }
+
+    async fn revoke_family(
+        &self,
+        family_id: Uuid,
+        now: DateTime<Utc>,
+        events: &[NewEvent],
+    ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let done = sqlx::query(
+            "UPDATE token_families SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+        )
+        .bind(ts(now))
+        .bind(family_id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        for e in events {
+            insert_event(&mut tx, e).await?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn reissue(
+        &self,
+        jti: &UsedJti,
+        token: &IssuedToken,
+        events: &[NewEvent],
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        sqlx::query("INSERT INTO used_jtis (app_id, jti, expires_at) VALUES (?, ?, ?)")
+            .bind(jti.app_id.to_string())
+            .bind(&jti.jti)
+            .bind(ts(jti.expires_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query(
+            "UPDATE token_families SET revoked_at = ? WHERE installation_id = ? AND revoked_at IS NULL",
+        )
+        .bind(ts(token.created_at))
+        .bind(token.installation_id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        insert_family_with(&mut tx, token).await?;
+        let pointed = sqlx::query(
+            "UPDATE installations SET current_token_id = ? WHERE id = ? AND deleted_at IS NULL",
+        )
+        .bind(token.id.to_string())
+        .bind(token.installation_id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if pointed.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        for e in events {
+            insert_event(&mut tx, e).await?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn remember_jti(&self, jti: &UsedJti) -> StoreResult<()> {
+        sqlx::query("INSERT INTO used_jtis (app_id, jti, expires_at) VALUES (?, ?, ?)")
+            .bind(jti.app_id.to_string())
+            .bind(&jti.jti)
+            .bind(ts(jti.expires_at))
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn purge_expired(&self, now: DateTime<Utc>, batch: u32) -> StoreResult<Purged> {
+        let now = ts(now);
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let purged = Purged {
+            grants: delete_batch(&mut tx, "grants", "SELECT rowid FROM grants WHERE expires_at <= ?1", now, batch).await?,
+            jtis: delete_batch(&mut tx, "used_jtis", "SELECT rowid FROM used_jtis WHERE expires_at <= ?1", now, batch).await?,
+            tokens: delete_batch(&mut tx, "tokens", "SELECT rowid FROM tokens WHERE refresh_expires_at <= ?1", now, batch).await?,
+            families: delete_batch(
+                &mut tx,
+                "token_families",
+                "SELECT f.rowid FROM token_families f WHERE (f.revoked_at IS NOT NULL OR f.expires_at <= ?1) \
+                 AND NOT EXISTS (SELECT 1 FROM tokens t WHERE t.family_id = f.id)",
+                now,
+                batch,
+            )
+            .await?,
+        };
+        tx.commit().await.map_err(map_err)?;
+        Ok(purged)
     }
 
     async fn record_event(&self, e: &NewEvent) -> StoreResult<()> {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use rotor_core::{
     App, AppSettings, Ciphertext, EventFilter, Grant, Installation, InstallationStatus,
-    IssuedToken, NewEvent, ReusePolicy, Token, TokenKind, GRANT_TTL,
+    IssuedToken, NewEvent, ReusePolicy, Token, TokenKind, UsedJti, GRANT_TTL,
 };
 use rotor_store::{Rotation, Store, StoreError};
 use uuid::Uuid;
@@ -28,7 +28,9 @@ macro_rules! store_conformance {
             delete_installation_revokes_and_is_final, grant_exchange_is_single_use,
             exchange_marks_installed_when_asked, rotation_is_compare_and_swap,
             concurrent_rotations_have_one_winner, rotation_after_revocation_is_lost,
-            lookups_by_hash, events_filter_and_order);
+            lookups_by_hash, events_filter_and_order, revoke_family_is_final,
+            revocation_and_rotation_race, reissue_uses_each_jti_once,
+            purge_is_bounded_and_keeps_what_is_needed);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(
@@ -119,10 +121,20 @@ pub fn pair(app: &App, inst: &Installation, family: Uuid, parent: Option<Uuid>) 
         refresh_hash: Token::generate(TokenKind::Refresh).hash(),
         scopes: app.settings.scopes.clone(),
         expires_at: t + Duration::hours(8),
+        refresh_expires_at: t + Duration::days(30),
+        family_expires_at: t + Duration::days(365),
         created_at: t,
         parent_id: parent,
         retired_at: None,
         revoked_at: None,
+    }
+}
+
+/// The successor of `parent` (same family, not yet stored).
+pub fn successor(app: &App, inst: &Installation, parent: &IssuedToken) -> IssuedToken {
+    IssuedToken {
+        family_expires_at: parent.family_expires_at,
+        ..pair(app, inst, parent.family_id, Some(parent.id))
     }
 }
 
@@ -296,7 +308,7 @@ pub async fn exchange_marks_installed_when_asked<S: Store>(store: Arc<S>) {
 pub async fn rotation_is_compare_and_swap<S: Store>(store: Arc<S>) {
     let (app, inst, code) = installed(&*store, "acme").await;
     let p = first_pair(&*store, &app, &inst, &code).await;
-    let next = pair(&app, &inst, p.family_id, Some(p.id));
+    let next = successor(&app, &inst, &p);
     assert_eq!(
         store.rotate_refresh(p.id, &next, &[]).await.unwrap(),
         Rotation::Rotated
@@ -322,7 +334,7 @@ pub async fn rotation_is_compare_and_swap<S: Store>(store: Arc<S>) {
             .current_token_id,
         Some(next.id)
     );
-    let loser = pair(&app, &inst, p.family_id, Some(p.id));
+    let loser = successor(&app, &inst, &p);
     match store.rotate_refresh(p.id, &loser, &[]).await.unwrap() {
         Rotation::Lost(t) => assert_eq!(t.retired_at, Some(next.created_at)),
         other => panic!("second rotation must lose, got {other:?}"),
@@ -339,7 +351,7 @@ pub async fn concurrent_rotations_have_one_winner<S: Store>(store: Arc<S>) {
     let mut tasks = Vec::new();
     for _ in 0..32 {
         let store = store.clone();
-        let next = pair(&app, &inst, p.family_id, Some(p.id));
+        let next = successor(&app, &inst, &p);
         tasks.push(tokio::spawn(async move {
             let r = store.rotate_refresh(p.id, &next, &[]).await;
             (r, next)
@@ -374,7 +386,7 @@ pub async fn rotation_after_revocation_is_lost<S: Store>(store: Arc<S>) {
     let (app, inst, code) = installed(&*store, "acme").await;
     let p = first_pair(&*store, &app, &inst, &code).await;
     store.delete_installation(inst.id, now()).await.unwrap();
-    let next = pair(&app, &inst, p.family_id, Some(p.id));
+    let next = successor(&app, &inst, &p);
     assert!(
         matches!(store.rotate_refresh(p.id, &next, &[]).await.unwrap(), Rotation::Lost(t) if t.revoked_at.is_some())
     );
@@ -469,4 +481,189 @@ pub async fn events_filter_and_order<S: Store>(store: Arc<S>) {
         .await
         .unwrap();
     assert_eq!(limited.len(), 1);
+}
+
+pub async fn revoke_family_is_final<S: Store>(store: Arc<S>) {
+    let (app, inst, code) = installed(&*store, "acme").await;
+    let p = first_pair(&*store, &app, &inst, &code).await;
+    let next = successor(&app, &inst, &p);
+    store.rotate_refresh(p.id, &next, &[]).await.unwrap();
+    let t = now();
+    let ev = NewEvent {
+        kind: "refresh_token_reused".into(),
+        installation_id: Some(inst.id),
+        created_at: t,
+        ..NewEvent::default()
+    };
+    assert!(store
+        .revoke_family(p.family_id, t, std::slice::from_ref(&ev))
+        .await
+        .unwrap());
+    assert!(
+        !store.revoke_family(p.family_id, t, &[]).await.unwrap(),
+        "second revoke is a no-op"
+    );
+    for hash in [&p.refresh_hash, &next.refresh_hash] {
+        let tok = store.token_by_refresh(hash).await.unwrap().unwrap();
+        assert_eq!(
+            tok.revoked_at,
+            Some(t),
+            "every pair of the family is revoked"
+        );
+    }
+    let after = successor(&app, &inst, &next);
+    assert!(matches!(
+        store.rotate_refresh(next.id, &after, &[]).await.unwrap(),
+        Rotation::Lost(_)
+    ));
+    let evs = store
+        .list_events(&EventFilter {
+            kind: Some("refresh_token_reused".into()),
+            limit: 5,
+            ..EventFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(evs.len(), 1);
+}
+
+pub async fn revocation_and_rotation_race<S: Store>(store: Arc<S>) {
+    // Whatever the interleaving, once revoke_family has returned, no pair of
+    // the family is live: a successor stored before it is revoked with the
+    // family, a rotation after it loses its compare-and-swap.
+    for round in 0..20 {
+        let (app, inst, code) = installed(&*store, &format!("org-{round}")).await;
+        let p = first_pair(&*store, &app, &inst, &code).await;
+        let next = successor(&app, &inst, &p);
+        let next_hash = next.refresh_hash;
+        let s2 = store.clone();
+        let rotate = tokio::spawn(async move { s2.rotate_refresh(p.id, &next, &[]).await });
+        store.revoke_family(p.family_id, now(), &[]).await.unwrap();
+        rotate.await.unwrap().unwrap();
+        let t = now();
+        let old = store
+            .token_by_refresh(&p.refresh_hash)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!old.refresh_is_live(t) && !old.access_is_live(t));
+        if let Some(s) = store.token_by_refresh(&next_hash).await.unwrap() {
+            assert!(
+                s.revoked_at.is_some(),
+                "a successor outlived the revocation"
+            );
+        }
+    }
+}
+
+pub async fn reissue_uses_each_jti_once<S: Store>(store: Arc<S>) {
+    let (app, inst, code) = installed(&*store, "acme").await;
+    let p = first_pair(&*store, &app, &inst, &code).await;
+    let jti = UsedJti {
+        app_id: app.id,
+        jti: "abc".into(),
+        expires_at: now() + Duration::minutes(5),
+    };
+    let fresh = pair(&app, &inst, Uuid::new_v4(), None);
+    store.reissue(&jti, &fresh, &[]).await.unwrap();
+    let old = store
+        .token_by_refresh(&p.refresh_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(old.revoked_at.is_some(), "the previous family is revoked");
+    let got = store
+        .token_by_refresh(&fresh.refresh_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, fresh);
+    assert_eq!(
+        store
+            .installation(inst.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .current_token_id,
+        Some(fresh.id)
+    );
+    let again = pair(&app, &inst, Uuid::new_v4(), None);
+    assert!(
+        matches!(store.reissue(&jti, &again, &[]).await, Err(StoreError::Conflict(w)) if w == "jti")
+    );
+    assert!(matches!(store.remember_jti(&jti).await, Err(StoreError::Conflict(w)) if w == "jti"));
+    let other = UsedJti {
+        jti: "def".into(),
+        ..jti.clone()
+    };
+    store.remember_jti(&other).await.unwrap();
+    assert!(matches!(
+        store.remember_jti(&other).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.token_by_refresh(&again.refresh_hash).await.unwrap(),
+        None,
+        "nothing written"
+    );
+    assert!(store
+        .token_by_refresh(&fresh.refresh_hash)
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_none());
+}
+
+pub async fn purge_is_bounded_and_keeps_what_is_needed<S: Store>(store: Arc<S>) {
+    let (app, inst, code) = installed(&*store, "acme").await;
+    let live = first_pair(&*store, &app, &inst, &code).await;
+    // 25 expired families of one pair each (in another installation), and
+    // one retired pair still needed.
+    let (_, other, _) = installed(&*store, "expired").await;
+    for _ in 0..25 {
+        let mut p = pair(&app, &other, Uuid::new_v4(), None);
+        p.app_id = other.app_id;
+        p.refresh_expires_at = now() - Duration::seconds(1);
+        p.family_expires_at = now() - Duration::seconds(1);
+        let jti = UsedJti {
+            app_id: other.app_id,
+            jti: Uuid::new_v4().to_string(),
+            expires_at: now() - Duration::seconds(1),
+        };
+        store.reissue(&jti, &p, &[]).await.unwrap();
+    }
+    let next = successor(&app, &inst, &live);
+    assert_eq!(
+        store.rotate_refresh(live.id, &next, &[]).await.unwrap(),
+        Rotation::Rotated
+    );
+    let t = now();
+    let first = store.purge_expired(t, 10).await.unwrap();
+    assert_eq!(
+        (first.tokens, first.jtis),
+        (10, 10),
+        "bounded by the batch size: {first:?}"
+    );
+    let mut total = first.total();
+    loop {
+        let p = store.purge_expired(t, 10).await.unwrap();
+        assert!(p.tokens <= 10 && p.families <= 10 && p.jtis <= 10 && p.grants <= 10);
+        if p.total() == 0 {
+            break;
+        }
+        total += p.total();
+    }
+    assert_eq!(total, 25 + 25 + 25, "25 pairs, 25 jtis, 25 families");
+    // The retired pair and its successor are kept (reuse detection needs the former).
+    assert!(store
+        .token_by_refresh(&live.refresh_hash)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .token_by_refresh(&next.refresh_hash)
+        .await
+        .unwrap()
+        .is_some());
 }

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rotor_core::{
     App, Event, EventFilter, Grant, Installation, InstallationStatus, IssuedToken, NewEvent,
-    TokenHash,
+    TokenHash, UsedJti,
 };
 use uuid::Uuid;
 
@@ -53,6 +53,26 @@ pub enum Rotation {
     /// The old pair was no longer live (already retired or revoked, or its
     /// family revoked); here it is as it stands now. Nothing was written.
     Lost(Box<IssuedToken>),
+}
+
+/// Rows deleted by one [`Store::purge_expired`] call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Expired grant codes.
+    pub grants: u64,
+    /// Expired JWT ids.
+    pub jtis: u64,
+    /// Pairs whose refresh token expired.
+    pub tokens: u64,
+    /// Families without pairs.
+    pub families: u64,
+}
+
+impl Purged {
+    /// Total rows deleted.
+    pub fn total(&self) -> u64 {
+        self.grants + self.jtis + self.tokens + self.families
+    }
 }
 
 /// The Rotor store.
@@ -129,6 +149,36 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         successor: &IssuedToken,
         events: &[NewEvent],
     ) -> StoreResult<Rotation>;
+
+    /// Revokes a whole token family (every pair descended from one grant)
+    /// and records `events`, atomically. Linearizable with
+    /// [`Store::rotate_refresh`]: a rotation of the family that commits after
+    /// this cannot produce a live successor. Answers whether the family was
+    /// live before; revoking twice changes nothing.
+    async fn revoke_family(
+        &self,
+        family_id: Uuid,
+        now: DateTime<Utc>,
+        events: &[NewEvent],
+    ) -> StoreResult<bool>;
+    /// Manual refresh: remembers `jti` (`Conflict("jti")` when it was used
+    /// before), revokes every live family of the token's installation,
+    /// stores `token` as the first pair of a new family, points the
+    /// installation at it and records `events`, atomically.
+    async fn reissue(
+        &self,
+        jti: &UsedJti,
+        token: &IssuedToken,
+        events: &[NewEvent],
+    ) -> StoreResult<()>;
+    /// Remembers a client-assertion `jti` until it expires;
+    /// `Conflict("jti")` when it was used before.
+    async fn remember_jti(&self, jti: &UsedJti) -> StoreResult<()>;
+    /// Deletes at most `batch` rows of each kind that nothing needs any more:
+    /// grants and jtis past their expiry, pairs whose refresh token has expired
+    /// (retired and revoked pairs are kept until then, for reuse detection),
+    /// and families left without pairs. Call again while it deletes anything.
+    async fn purge_expired(&self, now: DateTime<Utc>, batch: u32) -> StoreResult<Purged>;
 
     // ---- events ----
 

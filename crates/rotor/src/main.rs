@@ -82,6 +82,18 @@ struct ServeArgs {
     /// Seed a demo app and installation and print curl commands to try them.
     #[arg(long)]
     demo: bool,
+    /// Public base URL of this server (the OAuth issuer); default: from the Host header.
+    #[arg(long, env = "ROTOR_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Days a refresh token may go unused before it expires.
+    #[arg(long, env = "ROTOR_REFRESH_IDLE_DAYS", default_value_t = 30)]
+    refresh_idle_days: i64,
+    /// Days a token family lives from its grant exchange, however often refreshed.
+    #[arg(long, env = "ROTOR_FAMILY_LIFETIME_DAYS", default_value_t = 365)]
+    family_lifetime_days: i64,
+    /// Seconds between janitor passes that delete expired rows.
+    #[arg(long, env = "ROTOR_JANITOR_INTERVAL_SECONDS", default_value_t = 60)]
+    janitor_interval_seconds: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -140,7 +152,6 @@ fn config(db: &DbArgs, admin_token: Option<String>) -> Config {
             .map(Secret::new)
     };
     Config {
-        database_url: db.database_url.clone(),
         admin_token: admin_token.filter(|t| !t.is_empty()).map(Secret::new),
         secret_key: env_secret("ROTOR_SECRET_KEY"),
         old_secret_keys: env_secret("ROTOR_SECRET_KEYS_OLD"),
@@ -148,6 +159,7 @@ fn config(db: &DbArgs, admin_token: Option<String>) -> Config {
             Sync::Normal => Durability::Normal,
             Sync::Full => Durability::Full,
         },
+        ..Config::new(db.database_url.clone())
     }
 }
 
@@ -250,8 +262,22 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
                 .replacen("rtr_cs_", "rtr_admin_", 1),
         );
     }
-    let cfg = config(db, admin_token.clone());
+    if args.refresh_idle_days < 1 || args.family_lifetime_days < args.refresh_idle_days {
+        anyhow::bail!("need 1 <= --refresh-idle-days <= --family-lifetime-days");
+    }
+    let cfg = Config {
+        public_url: args.public_url.clone(),
+        lifetimes: rotor_core::Lifetimes {
+            refresh_idle: chrono::Duration::days(args.refresh_idle_days),
+            family_absolute: chrono::Duration::days(args.family_lifetime_days),
+        },
+        ..config(db, admin_token.clone())
+    };
     let state = startup::build_default(&cfg).await?;
+    startup::spawn_janitor(
+        state.service.clone(),
+        std::time::Duration::from_secs(args.janitor_interval_seconds.max(1)),
+    );
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;

@@ -7,6 +7,7 @@ mod admin;
 pub mod error;
 pub mod extract;
 mod health;
+mod oauth;
 mod sentry;
 pub mod wire;
 
@@ -29,6 +30,8 @@ pub struct AppState {
     pub service: Service,
     /// The operator's token; `None` closes the admin API.
     pub admin_token: Option<Arc<Secret>>,
+    /// The public base URL (RFC 8414 issuer); `None` derives it from `Host`.
+    pub issuer: Option<String>,
 }
 
 /// Adds `path` (which ends in `/`, as Sentry's routes do) and the same path
@@ -45,6 +48,7 @@ pub fn router(state: AppState) -> Router {
     r = health::routes(r);
     r = admin::routes(r);
     r = sentry::routes(r);
+    r = oauth::routes(r);
     r.fallback(|| async { ApiError::NotFound("Not found".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(CatchPanicLayer::custom(|_panic| {

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::error::ApiError;
 use super::extract::{Bearer, ClientIp, JsonObject};
 use super::{both, wire, AppState};
-use crate::service::ClientCredentials;
+use crate::service::ClientAuth;
 
 pub(super) fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = both(
@@ -50,34 +50,45 @@ async fn authorizations(
     State(st): State<AppState>,
     Path(uuid): Path<String>,
     ClientIp(ip): ClientIp,
+    Bearer(bearer): Bearer,
     body: Result<JsonObject, ApiError>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let body = body?;
+    let svc = &st.service;
+    let ip = ip.as_deref();
     let issued = match body.0.get("grant_type") {
         None | Some(Value::Null) => return Err(ApiError::MissingFields(vec!["grant_type"])),
         Some(Value::String(g)) if g == "authorization_code" => {
             let [client_id, client_secret, code] =
                 require(&body, ["client_id", "client_secret", "code"])?;
-            let creds = creds(client_id, client_secret);
-            st.service
-                .exchange_code(&creds, &uuid, code, ip.as_deref())
-                .await?
+            let app = svc
+                .authenticate(&secret_auth(client_id, client_secret))
+                .await?;
+            svc.exchange_code(&app, Some(&uuid), code, ip).await?
         }
         Some(Value::String(g)) if g == "refresh_token" => {
             let [client_id, client_secret, refresh_token] =
                 require(&body, ["client_id", "client_secret", "refresh_token"])?;
-            let creds = creds(client_id, client_secret);
-            st.service
-                .refresh(&creds, &uuid, refresh_token, ip.as_deref())
-                .await?
+            let app = svc
+                .authenticate(&secret_auth(client_id, client_secret))
+                .await?;
+            svc.refresh(&app, Some(&uuid), refresh_token, ip).await?
+        }
+        Some(Value::String(g)) if g == "client_secret_jwt" => {
+            let Some(jwt) = bearer else {
+                return Err(ApiError::Unauthorized(
+                    "A client_secret_jwt refresh needs Authorization: Bearer <JWT signed with the client secret>".into(),
+                ));
+            };
+            svc.manual_refresh(&jwt, &uuid, ip).await?
         }
         Some(_) => return Err(ApiError::Forbidden("Invalid grant_type".into())),
     };
     Ok((StatusCode::CREATED, Json(wire::issued(&issued))))
 }
 
-fn creds(client_id: &str, client_secret: &str) -> ClientCredentials {
-    ClientCredentials {
+fn secret_auth(client_id: &str, client_secret: &str) -> ClientAuth {
+    ClientAuth::Secret {
         client_id: client_id.to_owned(),
         client_secret: Secret::new(client_secret),
     }

@@ -1,10 +1,13 @@
 //! Token exchange, as the reference design does it: authenticate the app,
 //! check the installation, validate the grant or refresh token, then one
-//! atomic store call that also records the events.
+//! atomic store call that also records the events. The Sentry route and
+//! `/oauth/token` share these; a route that names no installation lets the
+//! grant or token name it.
 
 use chrono::Duration;
+use rotor_core::validate::{self, RefreshState, RetiredDecision};
 use rotor_core::{
-    validate, App, CoreError, ExchangeType, Installation, IssuedToken, NewEvent, Secret, Token,
+    App, CoreError, ExchangeType, Installation, IssuedToken, NewEvent, ReusePolicy, Secret, Token,
     TokenKind,
 };
 use rotor_store::{Rotation, StoreError};
@@ -13,13 +16,24 @@ use uuid::Uuid;
 use super::installs::log_event;
 use super::{Service, ServiceResult};
 
-/// How an app proved itself: client id and secret.
+/// How an app proves itself.
 #[derive(Debug, Clone)]
-pub struct ClientCredentials {
-    /// The public client id.
-    pub client_id: String,
-    /// The client secret (redacted in `Debug`).
-    pub client_secret: Secret,
+pub enum ClientAuth {
+    /// Client id and secret (Sentry body, HTTP Basic, or form post).
+    Secret {
+        /// The public client id.
+        client_id: String,
+        /// The client secret (redacted in `Debug`).
+        client_secret: Secret,
+    },
+    /// An RFC 7523 `client_secret_jwt` assertion whose `aud` must be one of
+    /// `audiences`.
+    Jwt {
+        /// The assertion (redacted in `Debug`).
+        assertion: Secret,
+        /// Acceptable audiences: the token endpoint URL and the issuer.
+        audiences: Vec<String>,
+    },
 }
 
 /// A pair handed to its app: the stored record and the two token strings.
@@ -34,33 +48,62 @@ pub struct Issued {
 }
 
 impl Service {
-    /// Authenticates an app by client id and secret (constant-time compare).
-    pub async fn authenticate_client(&self, creds: &ClientCredentials) -> ServiceResult<App> {
-        let app = match self.store.app_by_client_id(&creds.client_id).await? {
-            Some(app) => app,
-            None => return Err(CoreError::InvalidClient.into()),
-        };
-        let secret = self
+    /// The app's client secret, opened with the keyring.
+    pub(crate) fn client_secret(&self, app: &App) -> ServiceResult<Secret> {
+        let raw = self
             .keyring
             .open(&app.client_secret, &App::secret_aad(app.id))
             .map_err(|e| {
                 tracing::error!(app = %app.slug, error = %e, "client secret does not decrypt");
                 StoreError::Other("client secret does not decrypt under the server key".into())
             })?;
-        let secret = Secret::new(String::from_utf8_lossy(&secret).into_owned());
-        if !secret.ct_eq(creds.client_secret.expose()) {
-            tracing::info!(
-                app = %app.slug,
-                secret_last4 = %creds.client_secret.last4(),
-                "client authentication failed"
-            );
-            return Err(CoreError::InvalidClient.into());
-        }
-        Ok(app)
+        Ok(Secret::new(String::from_utf8_lossy(&raw).into_owned()))
     }
 
-    async fn installation_of(&self, app: &App, installation: &str) -> ServiceResult<Installation> {
-        let found = match Uuid::parse_str(installation) {
+    /// Authenticates an app: secret compared in constant time, or a
+    /// client-secret JWT verified and its `jti` spent.
+    pub async fn authenticate(&self, auth: &ClientAuth) -> ServiceResult<App> {
+        match auth {
+            ClientAuth::Secret {
+                client_id,
+                client_secret,
+            } => {
+                let Some(app) = self.store.app_by_client_id(client_id).await? else {
+                    return Err(CoreError::InvalidClient.into());
+                };
+                if !self.client_secret(&app)?.ct_eq(client_secret.expose()) {
+                    tracing::info!(
+                        app = %app.slug,
+                        secret_last4 = %client_secret.last4(),
+                        "client authentication failed"
+                    );
+                    return Err(CoreError::InvalidClient.into());
+                }
+                Ok(app)
+            }
+            ClientAuth::Jwt {
+                assertion,
+                audiences,
+            } => {
+                let (app, jti) = self
+                    .verify_client_jwt(assertion.expose(), Some(audiences))
+                    .await
+                    .map_err(|e| match e {
+                        super::ServiceError::Refused(_) => CoreError::InvalidClient.into(),
+                        other => other,
+                    })?;
+                match self.store.remember_jti(&jti).await {
+                    Ok(()) => Ok(app),
+                    Err(StoreError::Conflict(_)) => Err(CoreError::InvalidClient.into()),
+                    Err(e) => Err(e.into()),
+                }
+            }
+        }
+    }
+
+    /// The installation `id` of `app`, validated.
+    async fn installation_of(&self, app: &App, id: &str) -> ServiceResult<Installation> {
+        let found = match Uuid::parse_str(id) {
             Ok(id) => self.store.installation(id).await?,
             Err(_) => None,
         };
@@ -68,16 +111,34 @@ impl Service {
         Ok(found.expect("validated above"))
     }
 
+    /// The installation named by the route, or else by the grant or token.
+    async fn installation_for(
+        &self,
+        app: &App,
+        named: Option<&str>,
+        owner: Uuid,
+    ) -> ServiceResult<Installation> {
+        match named {
+            Some(id) => self.installation_of(app, id).await,
+            None => self.installation_of(app, &owner.to_string()).await,
+        }
+    }
+
+    /// A new pair record for `inst`: a new family when `parent` is `None`,
+    /// else the parent's successor in the parent's family.
     fn new_pair(
         &self,
         app: &App,
         inst: &Installation,
-        family_id: Uuid,
-        parent: Option<Uuid>,
+        parent: Option<&IssuedToken>,
         access: &Token,
         refresh: &Token,
     ) -> IssuedToken {
         let now = self.now();
+        let (family_id, family_expires_at) = match parent {
+            Some(p) => (p.family_id, p.family_expires_at),
+            None => (Uuid::new_v4(), now + self.lifetimes.family_absolute),
+        };
         IssuedToken {
             id: Uuid::new_v4(),
             family_id,
@@ -87,13 +148,16 @@ impl Service {
             refresh_hash: refresh.hash(),
             scopes: app.settings.scopes.clone(),
             expires_at: now + Duration::seconds(app.settings.access_token_ttl_seconds),
+            refresh_expires_at: (now + self.lifetimes.refresh_idle).min(family_expires_at),
+            family_expires_at,
             created_at: now,
-            parent_id: parent,
+            parent_id: parent.map(|p| p.id),
             retired_at: None,
             revoked_at: None,
         }
     }
 
+    /// The `token_exchanged` event and its audit record with the caller's IP.
     fn exchange_events(
         &self,
         app: &App,
@@ -101,13 +165,12 @@ impl Service {
         kind: ExchangeType,
         ip: Option<&str>,
     ) -> [NewEvent; 2] {
-        let now = self.now();
         let event = NewEvent {
             kind: "token_exchanged".into(),
             installation_id: Some(inst.id),
             exchange_type: Some(kind.as_str().into()),
             actor: Some(app.slug.clone()),
-            created_at: now,
+            created_at: self.now(),
             ..NewEvent::default()
         };
         let audit = NewEvent {
@@ -119,35 +182,38 @@ impl Service {
         [event, audit]
     }
 
-    /// Exchanges a grant code for the installation's first pair.
+    /// Exchanges a grant code for the first pair of a new family.
     pub async fn exchange_code(
         &self,
-        creds: &ClientCredentials,
-        installation: &str,
+        app: &App,
+        installation: Option<&str>,
         code: &str,
         ip: Option<&str>,
     ) -> ServiceResult<Issued> {
-        let app = self.authenticate_client(creds).await?;
-        let inst = self.installation_of(&app, installation).await?;
+        let named = match installation {
+            Some(id) => Some(self.installation_of(app, id).await?),
+            None => None,
+        };
         let grant = match Token::parse(TokenKind::GrantCode, code) {
             Ok(code) => self.store.grant(&code.hash()).await?,
             Err(_) => None,
         };
-        validate::grant(&app, &inst, grant.as_ref(), self.now())?;
+        let inst = match (named, &grant) {
+            (Some(i), _) => i,
+            (None, Some(g)) => self.installation_for(app, None, g.installation_id).await?,
+            (None, None) => return Err(CoreError::GrantNotFound.into()),
+        };
+        validate::grant(app, &inst, grant.as_ref(), self.now())?;
         let grant = grant.expect("validated above");
 
         let access = Token::generate(TokenKind::Access);
         let refresh = Token::generate(TokenKind::Refresh);
-        let record = self.new_pair(&app, &inst, Uuid::new_v4(), None, &access, &refresh);
-        let events = self.exchange_events(&app, &inst, ExchangeType::Authorization, ip);
+        let record = self.new_pair(app, &inst, None, &access, &refresh);
+        let events = self.exchange_events(app, &inst, ExchangeType::Authorization, ip);
+        let mark_installed = !app.settings.verify_install;
         match self
             .store
-            .exchange_grant(
-                &grant.code_hash,
-                &record,
-                !app.settings.verify_install,
-                &events,
-            )
+            .exchange_grant(&grant.code_hash, &record, mark_installed, &events)
             .await
         {
             Ok(()) => {}
@@ -163,39 +229,116 @@ impl Service {
         })
     }
 
-    /// Trades a refresh token for a new pair; the old pair is retired in the
-    /// same transaction. The successor is derived from the presented refresh
-    /// token under the server key, so a replay can be recognised later.
+    /// Trades a refresh token for its successor pair, retiring it in the same
+    /// transaction. A retired token presented again gets the same successor
+    /// within the app's grace window, and is treated as stolen after it.
     pub async fn refresh(
         &self,
-        creds: &ClientCredentials,
-        installation: &str,
+        app: &App,
+        installation: Option<&str>,
         refresh_token: &str,
         ip: Option<&str>,
     ) -> ServiceResult<Issued> {
-        let app = self.authenticate_client(creds).await?;
-        let inst = self.installation_of(&app, installation).await?;
+        let named = match installation {
+            Some(id) => Some(self.installation_of(app, id).await?),
+            None => None,
+        };
         let presented = Token::parse(TokenKind::Refresh, refresh_token).ok();
         let old = match &presented {
             Some(t) => self.store.token_by_refresh(&t.hash()).await?,
             None => None,
         };
-        validate::refresh(&app, &inst, old.as_ref())?;
+        let state = validate::refresh(app, named.as_ref(), old.as_ref(), self.now())?;
         let (old, presented) = (old.expect("validated"), presented.expect("validated"));
+        let inst = match named {
+            Some(i) => i,
+            None => {
+                self.installation_for(app, None, old.installation_id)
+                    .await?
+            }
+        };
+        if state == RefreshState::Retired {
+            return self.retired_refresh(app, &inst, &old, &presented, ip).await;
+        }
 
         let (access, refresh) = self.successor_tokens(&presented);
-        let record = self.new_pair(&app, &inst, old.family_id, Some(old.id), &access, &refresh);
-        let events = self.exchange_events(&app, &inst, ExchangeType::Refresh, ip);
+        let record = self.new_pair(app, &inst, Some(&old), &access, &refresh);
+        let events = self.exchange_events(app, &inst, ExchangeType::Refresh, ip);
         match self.store.rotate_refresh(old.id, &record, &events).await? {
-            Rotation::Rotated => {}
-            Rotation::Lost(_) => return Err(CoreError::RefreshTokenNotFound.into()),
+            Rotation::Rotated => {
+                events.iter().for_each(log_event);
+                Ok(Issued {
+                    record,
+                    access,
+                    refresh,
+                })
+            }
+            // Someone rotated (or revoked) it between our read and our CAS.
+            Rotation::Lost(current) if current.revoked_at.is_some() => {
+                Err(CoreError::RefreshTokenRevoked.into())
+            }
+            Rotation::Lost(current) => {
+                self.retired_refresh(app, &inst, &current, &presented, ip)
+                    .await
+            }
         }
-        events.iter().for_each(log_event);
-        Ok(Issued {
-            record,
-            access,
-            refresh,
-        })
+    }
+
+    /// A retired refresh token presented again: the same successor within
+    /// the grace window, else reuse handled by the app's policy.
+    async fn retired_refresh(
+        &self,
+        app: &App,
+        inst: &Installation,
+        retired: &IssuedToken,
+        presented: &Token,
+        ip: Option<&str>,
+    ) -> ServiceResult<Issued> {
+        let now = self.now();
+        let (access, refresh) = self.successor_tokens(presented);
+        let successor = self.store.token_by_refresh(&refresh.hash()).await?;
+        let event = |kind: &str, detail: &str| NewEvent {
+            kind: kind.into(),
+            installation_id: Some(inst.id),
+            ip: ip.map(str::to_owned),
+            actor: Some(app.client_id.clone()),
+            detail: Some(detail.into()),
+            created_at: now,
+            ..NewEvent::default()
+        };
+        match validate::retired_refresh(app, retired, successor.as_ref(), now) {
+            RetiredDecision::Replay => {
+                self.record(event(
+                    "refresh_replayed",
+                    "same successor answered within the grace window",
+                ))
+                .await;
+                Ok(Issued {
+                    record: successor.expect("a replay has a successor"),
+                    access,
+                    refresh,
+                })
+            }
+            RetiredDecision::Reuse => {
+                match app.settings.reuse_policy {
+                    ReusePolicy::RevokeFamily => {
+                        let ev = event("refresh_token_reused", "token family revoked");
+                        log_event(&ev);
+                        self.store
+                            .revoke_family(retired.family_id, now, std::slice::from_ref(&ev))
+                            .await?;
+                    }
+                    ReusePolicy::Reject => {
+                        self.record(event(
+                            "refresh_token_reused",
+                            "request rejected; family kept",
+                        ))
+                        .await;
+                    }
+                }
+                Err(CoreError::RefreshTokenReused.into())
+            }
+        }
     }
 
     /// The successor pair of a refresh token: HMAC-derived under the server
@@ -206,5 +349,34 @@ impl Service {
             Token::derive(TokenKind::Access, &self.successor_key, input),
             Token::derive(TokenKind::Refresh, &self.successor_key, input),
         )
+    }
+
+    /// Manual refresh: an app that lost its refresh token proves itself with
+    /// a client-secret JWT; the installation's current tokens are revoked and
+    /// a new pair (a new family) is issued.
+    pub async fn manual_refresh(
+        &self,
+        jwt: &str,
+        installation: &str,
+        ip: Option<&str>,
+    ) -> ServiceResult<Issued> {
+        let (app, jti) = self.verify_client_jwt(jwt, None).await?;
+        let inst = self.installation_of(&app, installation).await?;
+        let access = Token::generate(TokenKind::Access);
+        let refresh = Token::generate(TokenKind::Refresh);
+        let record = self.new_pair(&app, &inst, None, &access, &refresh);
+        let events = self.exchange_events(&app, &inst, ExchangeType::ManualRefresh, ip);
+        match self.store.reissue(&jti, &record, &events).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => return Err(CoreError::AssertionReplayed.into()),
+            Err(StoreError::NotFound) => return Err(CoreError::InstallationNotFound.into()),
+            Err(e) => return Err(e.into()),
+        }
+        events.iter().for_each(log_event);
+        Ok(Issued {
+            record,
+            access,
+            refresh,
+        })
     }
 }

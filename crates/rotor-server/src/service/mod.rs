@@ -6,15 +6,19 @@
 mod apps;
 mod exchange;
 mod installs;
+mod jwt;
+mod tokens;
 
 use std::sync::Arc;
 
-use rotor_core::{Clock, CoreError, Keyring};
+use rotor_core::{Clock, CoreError, Keyring, Lifetimes};
 use rotor_store::{Store, StoreError};
 
 pub use apps::{AppPatch, CreatedApp, NewApp};
-pub use exchange::{ClientCredentials, Issued};
+pub use exchange::{ClientAuth, Issued};
 pub use installs::CreatedInstallation;
+pub use jwt::MAX_JWT_LIFETIME;
+pub use tokens::{Introspection, Introspector};
 
 /// Why a use case did not complete.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +52,8 @@ pub struct Service {
     pub clock: Arc<dyn Clock>,
     /// Seals client secrets.
     pub keyring: Arc<Keyring>,
+    /// Refresh-token idle limit and family lifetime.
+    pub lifetimes: Lifetimes,
     /// Derives a refresh's successor pair from the presented refresh token,
     /// so that a replay within the grace window can be answered with the same
     /// pair without storing it. Derived once from the server key.
@@ -60,6 +66,7 @@ impl std::fmt::Debug for Service {
             .field("store", &self.store)
             .field("clock", &self.clock)
             .field("keyring", &self.keyring)
+            .field("lifetimes", &self.lifetimes)
             .field("successor_key", &"[redacted]")
             .finish()
     }
@@ -73,8 +80,15 @@ impl Service {
             store,
             clock,
             keyring: Arc::new(keyring),
+            lifetimes: Lifetimes::default(),
             successor_key,
         }
+    }
+
+    /// Sets the refresh-token and family lifetimes.
+    pub fn with_lifetimes(mut self, lifetimes: Lifetimes) -> Self {
+        self.lifetimes = lifetimes;
+        self
     }
 
     /// The current time at the precision every backend stores (microseconds),

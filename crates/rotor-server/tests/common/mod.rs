@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::Duration;
 use reqwest::StatusCode;
 use rotor_core::{ManualClock, Secret, ServerKey};
-use rotor_server::startup::{self, Config, Durability};
+use rotor_server::startup::{self, Config};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -18,6 +18,8 @@ pub const ADMIN: &str = "test-admin-token";
 pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
+    /// The running server's use cases, for driving the janitor.
+    pub service: rotor_server::Service,
     pub clock: Arc<ManualClock>,
     pub dir: Arc<tempfile::TempDir>,
     pub key: String,
@@ -232,13 +234,15 @@ pub async fn spawn_on(
     clock: Arc<ManualClock>,
 ) -> TestApp {
     let config = Config {
-        database_url: format!("sqlite://{}", dir.path().join("rotor.db").display()),
         admin_token: Some(Secret::new(ADMIN)),
         secret_key: Some(Secret::new(key.clone())),
-        old_secret_keys: None,
-        durability: Durability::Normal,
+        ..Config::new(format!(
+            "sqlite://{}",
+            dir.path().join("rotor.db").display()
+        ))
     };
     let state = startup::build(&config, clock.clone()).await.expect("build");
+    let service = state.service.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -254,6 +258,7 @@ pub async fn spawn_on(
     TestApp {
         base,
         http: reqwest::Client::new(),
+        service,
         clock,
         dir,
         key,

@@ -1,0 +1,419 @@
+//! The standard OAuth 2.0 routes: `/oauth/token` (RFC 6749, with
+//! `client_secret_basic`, `client_secret_post` and RFC 7523
+//! `client_secret_jwt`), `/oauth/revoke` (RFC 7009), `/oauth/introspect`
+//! (RFC 7662) and `/.well-known/oauth-authorization-server` (RFC 8414).
+//! Errors here have RFC 6749 §5.2's shape; the use cases are the same ones
+//! the Sentry-compatible route calls.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{FromRequest, Request, State};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, HOST, PRAGMA, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use rotor_core::{CoreError, Secret, TokenKind};
+use serde_json::{json, Value};
+
+use super::extract::{has_content_type, read_limited, ClientIp};
+use super::{error::ApiError, AppState};
+use crate::service::{ClientAuth, Introspector, Issued, ServiceError};
+
+pub(super) fn routes(r: Router<AppState>) -> Router<AppState> {
+    r.route("/oauth/token", post(token))
+        .route("/oauth/revoke", post(revoke))
+        .route("/oauth/introspect", post(introspect))
+        .route("/.well-known/oauth-authorization-server", get(metadata))
+}
+
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// An RFC 6749 §5.2 error.
+#[derive(Debug)]
+pub struct OAuthError {
+    status: StatusCode,
+    error: &'static str,
+    description: String,
+    /// Set when the client authenticated with HTTP Basic and failed.
+    basic_challenge: bool,
+}
+
+impl OAuthError {
+    fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            status,
+            error,
+            description: description.into(),
+            basic_challenge: false,
+        }
+    }
+
+    fn invalid_request(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+    }
+
+    fn invalid_client(basic: bool) -> Self {
+        Self {
+            basic_challenge: basic,
+            ..Self::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "Client authentication failed",
+            )
+        }
+    }
+
+    /// Maps a use-case failure; `basic` says whether the client used Basic.
+    fn from_service(e: ServiceError, basic: bool) -> Self {
+        match e {
+            ServiceError::Refused(CoreError::InvalidClient) => Self::invalid_client(basic),
+            ServiceError::Refused(c) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_grant", c.to_string())
+            }
+            ServiceError::NotFound(what) => Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                format!("{what} not found"),
+            ),
+            ServiceError::Invalid(m) | ServiceError::Conflict(m) => Self::invalid_request(m),
+            ServiceError::Store(s) => match ApiError::from(s) {
+                ApiError::Unavailable => Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    "The database is unavailable; try again shortly",
+                ),
+                _ => Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "Internal error",
+                ),
+            },
+        }
+    }
+
+    fn from_body(e: ApiError) -> Self {
+        let status = e.status();
+        let description = match e {
+            ApiError::PayloadTooLarge => "Request body is larger than the 64 KiB limit".into(),
+            ApiError::UnsupportedMediaType(m) | ApiError::BadRequest(m) => m,
+            _ => "Malformed request".into(),
+        };
+        Self::new(status, "invalid_request", description)
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let mut res = (
+            self.status,
+            Json(json!({ "error": self.error, "error_description": self.description })),
+        )
+            .into_response();
+        let h = res.headers_mut();
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+        if self.basic_challenge {
+            h.insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"rotor\", charset=\"UTF-8\""),
+            );
+        }
+        res
+    }
+}
+
+/// A form body: content type, 64 KiB limit, and no parameter twice.
+#[derive(Debug)]
+pub struct Form(BTreeMap<String, String>);
+
+impl Form {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    fn require(&self, name: &str) -> Result<&str, OAuthError> {
+        self.get(name)
+            .ok_or_else(|| OAuthError::invalid_request(format!("{name} is required")))
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for Form {
+    type Rejection = OAuthError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        if !has_content_type(req.headers(), "application/x-www-form-urlencoded") {
+            return Err(OAuthError::from_body(ApiError::UnsupportedMediaType(
+                "Expected Content-Type: application/x-www-form-urlencoded".into(),
+            )));
+        }
+        let bytes = read_limited(req).await.map_err(OAuthError::from_body)?;
+        let mut map = BTreeMap::new();
+        for (k, v) in url::form_urlencoded::parse(&bytes) {
+            if map.insert(k.to_string(), v.into_owned()).is_some() {
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter {k} is given more than once"
+                )));
+            }
+        }
+        Ok(Form(map))
+    }
+}
+
+/// The issuer: the configured public URL, else this request's host.
+fn issuer(st: &AppState, headers: &HeaderMap) -> String {
+    if let Some(i) = &st.issuer {
+        return i.clone();
+    }
+    let host = headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+/// `Basic base64(urlencode(id):urlencode(secret))` (RFC 6749 §2.3.1).
+fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, String), OAuthError>> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let parsed = (|| {
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(rest.trim())
+            .ok()?;
+        let text = String::from_utf8(raw).ok()?;
+        let (id, secret) = text.split_once(':')?;
+        let decode = |s: &str| {
+            url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+        };
+        Some((decode(id)?, decode(secret)?))
+    })();
+    Some(parsed.ok_or_else(|| OAuthError::invalid_client(true)))
+}
+
+/// Works out how the client authenticates; exactly one method is allowed.
+/// Answers the method and whether it was Basic.
+fn client_auth(
+    st: &AppState,
+    headers: &HeaderMap,
+    form: &Form,
+) -> Result<(ClientAuth, bool), OAuthError> {
+    let basic = basic_credentials(headers).transpose()?;
+    let post = form.get("client_secret");
+    let assertion = form.get("client_assertion");
+    match (basic, post, assertion) {
+        (Some((id, secret)), None, None) => {
+            if form.get("client_id").is_some_and(|c| c != id) {
+                return Err(OAuthError::invalid_request(
+                    "client_id does not match the Basic credentials",
+                ));
+            }
+            Ok((
+                ClientAuth::Secret {
+                    client_id: id,
+                    client_secret: Secret::new(secret),
+                },
+                true,
+            ))
+        }
+        (None, Some(secret), None) => Ok((
+            ClientAuth::Secret {
+                client_id: form.require("client_id")?.to_owned(),
+                client_secret: Secret::new(secret),
+            },
+            false,
+        )),
+        (None, None, Some(jwt)) => {
+            if form.get("client_assertion_type") != Some(JWT_BEARER) {
+                return Err(OAuthError::invalid_request(format!(
+                    "client_assertion_type must be {JWT_BEARER}"
+                )));
+            }
+            let iss = issuer(st, headers);
+            Ok((
+                ClientAuth::Jwt {
+                    assertion: Secret::new(jwt),
+                    audiences: vec![format!("{iss}/oauth/token"), iss],
+                },
+                false,
+            ))
+        }
+        (None, None, None) => Err(OAuthError::invalid_client(false)),
+        _ => Err(OAuthError::invalid_request(
+            "use exactly one client authentication method",
+        )),
+    }
+}
+
+fn no_store(body: Value) -> Response {
+    let mut res = Json(body).into_response();
+    res.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res.headers_mut()
+        .insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    res
+}
+
+fn token_answer(st: &AppState, t: &Issued) -> Response {
+    let expires_in = (t.record.expires_at - st.service.now())
+        .num_seconds()
+        .max(0);
+    no_store(json!({
+        "access_token": t.access.expose(),
+        "token_type": "Bearer",
+        "expires_in": expires_in,
+        "refresh_token": t.refresh.expose(),
+        "scope": t.record.scopes.join(" "),
+    }))
+}
+
+async fn token(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    form: Result<Form, OAuthError>,
+) -> Result<Response, OAuthError> {
+    let form = form?;
+    let grant_type = form.require("grant_type")?;
+    if grant_type != "authorization_code" && grant_type != "refresh_token" {
+        return Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            format!("grant_type {grant_type} is not supported"),
+        ));
+    }
+    let (auth, basic) = client_auth(&st, &headers, &form)?;
+    let svc = &st.service;
+    let app = svc
+        .authenticate(&auth)
+        .await
+        .map_err(|e| OAuthError::from_service(e, basic))?;
+    let ip = ip.as_deref();
+    let issued = if grant_type == "authorization_code" {
+        let code = form.require("code")?;
+        svc.exchange_code(&app, None, code, ip).await
+    } else {
+        let refresh_token = form.require("refresh_token")?;
+        if let Some(scope) = form.get("scope") {
+            if let Some(extra) = scope
+                .split(' ')
+                .find(|s| !s.is_empty() && !app.settings.scopes.iter().any(|a| a == s))
+            {
+                return Err(OAuthError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_scope",
+                    format!("scope {extra} was not granted to this client"),
+                ));
+            }
+        }
+        svc.refresh(&app, None, refresh_token, ip).await
+    }
+    .map_err(|e| OAuthError::from_service(e, basic))?;
+    Ok(token_answer(&st, &issued))
+}
+
+async fn revoke(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    form: Result<Form, OAuthError>,
+) -> Result<Response, OAuthError> {
+    let form = form?;
+    let (auth, basic) = client_auth(&st, &headers, &form)?;
+    let app = st
+        .service
+        .authenticate(&auth)
+        .await
+        .map_err(|e| OAuthError::from_service(e, basic))?;
+    let token = form.require("token")?;
+    st.service
+        .revoke(&app, token, ip.as_deref())
+        .await
+        .map_err(|e| OAuthError::from_service(e, basic))?;
+    Ok(StatusCode::OK.into_response())
+}
+
+async fn introspect(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form, OAuthError>,
+) -> Result<Response, OAuthError> {
+    let form = form?;
+    let bearer = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    let (caller, basic) = match bearer {
+        Some(given) => match &st.admin_token {
+            Some(admin) if admin.ct_eq(given) => (Introspector::Operator, false),
+            _ => return Err(OAuthError::invalid_client(false)),
+        },
+        None => {
+            let (auth, basic) = client_auth(&st, &headers, &form)?;
+            let app = st
+                .service
+                .authenticate(&auth)
+                .await
+                .map_err(|e| OAuthError::from_service(e, basic))?;
+            (Introspector::App(Box::new(app)), basic)
+        }
+    };
+    let token = form.require("token")?;
+    let found = st
+        .service
+        .introspect(&caller, token)
+        .await
+        .map_err(|e| OAuthError::from_service(e, basic))?;
+    let Some(i) = found else {
+        return Ok(no_store(json!({ "active": false })));
+    };
+    let (token_type, exp) = match i.kind {
+        TokenKind::Access => ("Bearer", i.record.expires_at),
+        _ => ("refresh_token", i.record.refresh_expires_at),
+    };
+    Ok(no_store(json!({
+        "active": true,
+        "scope": i.record.scopes.join(" "),
+        "client_id": i.client_id,
+        "token_type": token_type,
+        "exp": exp.timestamp(),
+        "iat": i.record.created_at.timestamp(),
+        "sub": i.record.installation_id,
+        "iss": issuer(&st, &headers),
+    })))
+}
+
+async fn metadata(State(st): State<AppState>, headers: HeaderMap) -> Json<Value> {
+    let iss = issuer(&st, &headers);
+    let methods = [
+        "client_secret_basic",
+        "client_secret_post",
+        "client_secret_jwt",
+    ];
+    Json(json!({
+        "issuer": iss,
+        "token_endpoint": format!("{iss}/oauth/token"),
+        "revocation_endpoint": format!("{iss}/oauth/revoke"),
+        "introspection_endpoint": format!("{iss}/oauth/introspect"),
+        // Codes are issued by installing an app, not by an authorization endpoint.
+        "response_types_supported": [],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "token_endpoint_auth_methods_supported": methods,
+        "token_endpoint_auth_signing_alg_values_supported": ["HS256"],
+        "revocation_endpoint_auth_methods_supported": methods,
+        "revocation_endpoint_auth_signing_alg_values_supported": ["HS256"],
+        "introspection_endpoint_auth_methods_supported": methods,
+        "introspection_endpoint_auth_signing_alg_values_supported": ["HS256"],
+        "scopes_supported": rotor_core::scope::all(),
+    }))
+}

@@ -1,0 +1,135 @@
+//! Revocation (RFC 7009) and introspection (RFC 7662) of issued tokens, and
+//! the janitor that deletes what nothing needs any more.
+
+use rotor_core::{App, IssuedToken, NewEvent, Token, TokenKind};
+use rotor_store::Purged;
+
+use super::installs::log_event;
+use super::{Service, ServiceResult};
+
+/// Who asks to introspect.
+#[derive(Debug, Clone)]
+pub enum Introspector {
+    /// The operator: every token answers.
+    Operator,
+    /// An app: only its own tokens answer active.
+    App(Box<App>),
+}
+
+/// What introspection tells about an active token.
+#[derive(Debug, Clone)]
+pub struct Introspection {
+    /// The stored pair.
+    pub record: IssuedToken,
+    /// Which token of the pair was presented.
+    pub kind: TokenKind,
+    /// The client id of the app it was issued to.
+    pub client_id: String,
+}
+
+impl Service {
+    /// Looks up a token string of either kind; `None` when it is malformed
+    /// or unknown (no database work for a malformed one).
+    async fn lookup(&self, token: &str) -> ServiceResult<Option<(IssuedToken, TokenKind)>> {
+        let kind = match TokenKind::of(token) {
+            Some(k @ (TokenKind::Access | TokenKind::Refresh)) => k,
+            _ => return Ok(None),
+        };
+        let Ok(parsed) = Token::parse(kind, token) else {
+            return Ok(None);
+        };
+        let found = match kind {
+            TokenKind::Access => self.store.token_by_access(&parsed.hash()).await?,
+            _ => self.store.token_by_refresh(&parsed.hash()).await?,
+        };
+        Ok(found.map(|t| (t, kind)))
+    }
+
+    /// Revokes the family of `token` if it was issued to `app`. Unknown
+    /// tokens and other apps' tokens are ignored (RFC 7009 §2.2).
+    pub async fn revoke(&self, app: &App, token: &str, ip: Option<&str>) -> ServiceResult<()> {
+        let Some((record, _)) = self.lookup(token).await? else {
+            return Ok(());
+        };
+        if record.app_id != app.id {
+            tracing::info!(app = %app.slug, "revocation of another app's token ignored");
+            return Ok(());
+        }
+        let event = NewEvent {
+            kind: "token_revoked".into(),
+            installation_id: Some(record.installation_id),
+            ip: ip.map(str::to_owned),
+            actor: Some(app.client_id.clone()),
+            detail: Some("token family revoked".into()),
+            created_at: self.now(),
+            ..NewEvent::default()
+        };
+        if self
+            .store
+            .revoke_family(record.family_id, self.now(), std::slice::from_ref(&event))
+            .await?
+        {
+            log_event(&event);
+        }
+        Ok(())
+    }
+
+    /// Introspects a token: `Some` only when it is live and the caller may
+    /// see it.
+    pub async fn introspect(
+        &self,
+        caller: &Introspector,
+        token: &str,
+    ) -> ServiceResult<Option<Introspection>> {
+        let Some((record, kind)) = self.lookup(token).await? else {
+            return Ok(None);
+        };
+        let now = self.now();
+        let live = match kind {
+            TokenKind::Access => record.access_is_live(now),
+            _ => record.refresh_is_live(now),
+        };
+        if !live {
+            return Ok(None);
+        }
+        let client_id = match caller {
+            Introspector::App(app) if app.id != record.app_id => return Ok(None),
+            Introspector::App(app) => app.client_id.clone(),
+            Introspector::Operator => match self.store.app_by_id(record.app_id).await? {
+                Some(app) => app.client_id,
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(Introspection {
+            record,
+            kind,
+            client_id,
+        }))
+    }
+
+    /// One janitor pass: deletes expired rows in batches of `batch`, at most
+    /// `max_batches` times, so one pass never holds the writer for long.
+    pub async fn purge(&self, batch: u32, max_batches: u32) -> ServiceResult<Purged> {
+        let mut total = Purged::default();
+        for _ in 0..max_batches {
+            let p = self.store.purge_expired(self.now(), batch).await?;
+            total.grants += p.grants;
+            total.jtis += p.jtis;
+            total.tokens += p.tokens;
+            total.families += p.families;
+            if p.total() == 0 {
+                break;
+            }
+        }
+        if total.total() > 0 {
+            tracing::info!(
+                grants = total.grants,
+                jtis = total.jtis,
+                tokens = total.tokens,
+                families = total.families,
+                "janitor purged expired rows"
+            );
+        }
+        Ok(total)
+    }
+}
