@@ -486,13 +486,36 @@ impl Store for SqliteStore {
         let now = ts(now);
         let mut tx = self.writer.begin().await.map_err(map_err)?;
         let purged = Purged {
-            grants: delete_batch(&mut tx, "grants", "SELECT rowid FROM grants WHERE expires_at <= ?1", now, batch).await?,
-            jtis: delete_batch(&mut tx, "used_jtis", "SELECT rowid FROM used_jtis WHERE expires_at <= ?1", now, batch).await?,
-            tokens: delete_batch(&mut tx, "tokens", "SELECT rowid FROM tokens WHERE refresh_expires_at <= ?1", now, batch).await?,
+            grants: delete_batch(
+                &mut tx,
+                "grants",
+                "SELECT rowid FROM grants WHERE expires_at <= ?1",
+                now,
+                batch,
+            )
+            .await?,
+            jtis: delete_batch(
+                &mut tx,
+                "used_jtis",
+                "SELECT rowid FROM used_jtis WHERE expires_at <= ?1",
+                now,
+                batch,
+            )
+            .await?,
+            tokens: delete_batch(
+                &mut tx,
+                "tokens",
+                "SELECT rowid FROM tokens WHERE refresh_expires_at <= ?1",
+                now,
+                batch,
+            )
+            .await?,
             families: delete_batch(
                 &mut tx,
                 "token_families",
-                "SELECT f.rowid FROM token_families f WHERE (f.revoked_at IS NOT NULL OR f.expires_at <= ?1) \
+                // A family and its first pair are written in one transaction, so
+                // a family without pairs is one whose pairs were all purged.
+                "SELECT f.rowid FROM token_families f WHERE ?1 IS NOT NULL \
                  AND NOT EXISTS (SELECT 1 FROM tokens t WHERE t.family_id = f.id)",
                 now,
                 batch,

@@ -266,3 +266,50 @@ pub async fn spawn_on(
         task: Some(task),
     }
 }
+
+/// An HS256 JWT signed with `secret` with these claims.
+pub fn hs256(secret: &str, claims: &Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("sign")
+}
+
+impl TestApp {
+    /// Seconds since the epoch on the test clock.
+    pub fn epoch(&self) -> i64 {
+        rotor_core::Clock::now(&*self.clock).timestamp()
+    }
+
+    /// POST a form to an `/oauth/` route, with optional Basic credentials.
+    pub async fn form(
+        &self,
+        path: &str,
+        basic: Option<(&str, &str)>,
+        fields: &[(&str, &str)],
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut req = self.http.post(self.url(path)).form(fields);
+        if let Some((id, secret)) = basic {
+            req = req.basic_auth(id, Some(secret));
+        }
+        let res = req.send().await.expect("request");
+        let headers = res.headers().clone();
+        let (status, body) = split(res).await;
+        (status, headers, body)
+    }
+
+    /// Introspects `token` as the operator.
+    pub async fn introspect(&self, token: &str) -> Value {
+        let res = self
+            .http
+            .post(self.url("/oauth/introspect"))
+            .bearer_auth(ADMIN)
+            .form(&[("token", token)])
+            .send()
+            .await
+            .expect("request");
+        split(res).await.1
+    }
+}
