@@ -10,6 +10,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use rotor_core::{Clock, Keyring, Lifetimes, Secret, SystemClock};
 use rotor_store::Store;
+use rotor_store_postgres::{PgConfig, PgStore};
 pub use rotor_store_sqlite::Durability;
 use rotor_store_sqlite::{SqliteConfig, SqliteStore};
 use tokio::net::TcpListener;
@@ -35,6 +36,10 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Refresh-token idle limit and family lifetime.
     pub lifetimes: Lifetimes,
+    /// PostgreSQL: most connections per node.
+    pub pg_max_connections: u32,
+    /// PostgreSQL: how long a request waits for a connection before 503.
+    pub pg_acquire_timeout: std::time::Duration,
 }
 
 impl Config {
@@ -48,6 +53,8 @@ impl Config {
             durability: Durability::Normal,
             public_url: None,
             lifetimes: Lifetimes::default(),
+            pg_max_connections: 16,
+            pg_acquire_timeout: std::time::Duration::from_secs(3),
         }
     }
 }
@@ -61,6 +68,11 @@ pub fn sqlite_url(database_url: &str) -> Option<String> {
     } else {
         Some(format!("sqlite://{database_url}"))
     }
+}
+
+/// Whether the URL names a PostgreSQL database.
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// The file a SQLite URL names, if it names one.
@@ -83,8 +95,17 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
                 .with_context(|| format!("opening SQLite database {}", config.database_url))?;
             Ok(Arc::new(store))
         }
+        None if is_postgres(&config.database_url) => {
+            let mut cfg = PgConfig::new(config.database_url.clone());
+            cfg.max_connections = config.pg_max_connections;
+            cfg.acquire_timeout = config.pg_acquire_timeout;
+            let store = PgStore::open(&cfg)
+                .await
+                .context("opening the PostgreSQL database")?;
+            Ok(Arc::new(store))
+        }
         None => bail!(
-            "unsupported database URL scheme in {:?}: use sqlite://PATH",
+            "unsupported database URL scheme {:?}: use sqlite://PATH or postgres://…",
             config.database_url.split("://").next().unwrap_or("")
         ),
     }

@@ -15,6 +15,66 @@ use tokio::task::JoinHandle;
 
 pub const ADMIN: &str = "test-admin-token";
 
+/// Which store backend a test's server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+tokio::task_local! {
+    /// Set by [`http_tests!`] around each test body.
+    pub static BACKEND: Backend;
+}
+
+/// The PostgreSQL URL for tests, if configured.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("ROTOR_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// Expands each `async fn name() { … }` into `sqlite::name` and
+/// `postgres::name` tests (the latter pass with a note when
+/// `ROTOR_TEST_POSTGRES_URL` is unset; CI sets it).
+#[macro_export]
+macro_rules! http_tests {
+    ($(async fn $name:ident() $body:block)*) => {
+        mod sqlite {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    common::BACKEND.scope(common::Backend::Sqlite, async $body).await
+                }
+            )*
+        }
+        mod postgres {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if common::postgres_url().is_none() {
+                        eprintln!("ROTOR_TEST_POSTGRES_URL is not set: PostgreSQL variant skipped");
+                        return;
+                    }
+                    common::BACKEND.scope(common::Backend::Postgres, async $body).await
+                }
+            )*
+        }
+    };
+}
+
+/// What a stopped server leaves behind, to start it again on the same data.
+pub struct Restart {
+    pub dir: Arc<tempfile::TempDir>,
+    pub key: String,
+    pub clock: Arc<ManualClock>,
+    pub database_url: String,
+}
+
 pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
@@ -23,6 +83,7 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub dir: Arc<tempfile::TempDir>,
     pub key: String,
+    pub database_url: String,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -49,14 +110,19 @@ impl TestApp {
     }
 
     /// Stops the server and waits for it to finish.
-    pub async fn stop(mut self) -> (Arc<tempfile::TempDir>, String, Arc<ManualClock>) {
+    pub async fn stop(mut self) -> Restart {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
         if let Some(t) = self.task.take() {
             t.await.expect("server task");
         }
-        (self.dir.clone(), self.key.clone(), self.clock.clone())
+        Restart {
+            dir: self.dir.clone(),
+            key: self.key.clone(),
+            clock: self.clock.clone(),
+            database_url: self.database_url.clone(),
+        }
     }
 
     pub async fn admin_post(&self, path: &str, body: Value) -> (StatusCode, Value) {
@@ -217,29 +283,53 @@ pub async fn split(res: reqwest::Response) -> (StatusCode, Value) {
     (status, serde_json::from_str(&text).expect("JSON body"))
 }
 
-/// A server on a fresh database with the admin token set.
-pub async fn spawn_app() -> TestApp {
-    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
-    let clock = Arc::new(ManualClock::new(chrono::SubsecRound::trunc_subsecs(
-        chrono::Utc::now(),
-        6,
-    )));
-    spawn_on(dir, ServerKey::generate().to_base64(), clock).await
+/// A database URL for a fresh PostgreSQL schema of its own.
+pub async fn fresh_postgres_url() -> String {
+    let url = postgres_url().expect("ROTOR_TEST_POSTGRES_URL");
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let admin = sqlx::PgPool::connect(&url)
+        .await
+        .expect("connect to ROTOR_TEST_POSTGRES_URL");
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .expect("create schema");
+    admin.close().await;
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options=-c%20search_path%3D{schema}")
 }
 
-/// A server on the database in `dir` with key `key`.
-pub async fn spawn_on(
-    dir: Arc<tempfile::TempDir>,
-    key: String,
-    clock: Arc<ManualClock>,
-) -> TestApp {
+/// A server on a fresh database (of the test's backend) with the admin token set.
+pub async fn spawn_app() -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    let database_url = match BACKEND.try_with(|b| *b).unwrap_or(Backend::Sqlite) {
+        Backend::Sqlite => format!("sqlite://{}", dir.path().join("rotor.db").display()),
+        Backend::Postgres => fresh_postgres_url().await,
+    };
+    spawn_on(Restart {
+        dir,
+        key: ServerKey::generate().to_base64(),
+        clock: Arc::new(ManualClock::new(chrono::SubsecRound::trunc_subsecs(
+            chrono::Utc::now(),
+            6,
+        ))),
+        database_url,
+    })
+    .await
+}
+
+/// A server on the data a stopped one left.
+pub async fn spawn_on(r: Restart) -> TestApp {
+    let Restart {
+        dir,
+        key,
+        clock,
+        database_url,
+    } = r;
     let config = Config {
         admin_token: Some(Secret::new(ADMIN)),
         secret_key: Some(Secret::new(key.clone())),
-        ..Config::new(format!(
-            "sqlite://{}",
-            dir.path().join("rotor.db").display()
-        ))
+        ..Config::new(database_url.clone())
     };
     let state = startup::build(&config, clock.clone()).await.expect("build");
     let service = state.service.clone();
@@ -262,6 +352,7 @@ pub async fn spawn_on(
         clock,
         dir,
         key,
+        database_url,
         stop: Some(tx),
         task: Some(task),
     }

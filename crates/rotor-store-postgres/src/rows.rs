@@ -1,0 +1,116 @@
+//! Row → record mapping for PostgreSQL (native UUID, TIMESTAMPTZ, BYTEA, TEXT[]).
+
+use rotor_core::{
+    App, AppSettings, Ciphertext, Event, Grant, Installation, InstallationStatus, IssuedToken,
+    NewEvent, ReusePolicy, TokenHash,
+};
+use rotor_store::StoreError;
+use sqlx::postgres::PgRow;
+use sqlx::Row;
+
+fn bad(what: &str) -> StoreError {
+    StoreError::Other(format!("unreadable {what} in database row"))
+}
+
+fn get<'r, T>(row: &'r PgRow, col: &str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+{
+    row.try_get(col).map_err(crate::map_err)
+}
+
+fn hash(row: &PgRow, col: &str) -> Result<TokenHash, StoreError> {
+    let v: Vec<u8> = get(row, col)?;
+    TokenHash::from_slice(&v).ok_or_else(|| bad("hash"))
+}
+
+pub(crate) fn app(row: &PgRow) -> Result<App, StoreError> {
+    let policy: String = get(row, "reuse_policy")?;
+    Ok(App {
+        id: get(row, "id")?,
+        slug: get(row, "slug")?,
+        client_id: get(row, "client_id")?,
+        client_secret: Ciphertext {
+            key_id: get(row, "secret_key_id")?,
+            bytes: get(row, "secret_ct")?,
+        },
+        settings: AppSettings {
+            name: get(row, "name")?,
+            scopes: get(row, "scopes")?,
+            webhook_url: get(row, "webhook_url")?,
+            verify_install: get(row, "verify_install")?,
+            access_token_ttl_seconds: get(row, "access_token_ttl_seconds")?,
+            refresh_grace_seconds: get(row, "refresh_grace_seconds")?,
+            reuse_policy: ReusePolicy::parse(&policy).ok_or_else(|| bad("reuse_policy"))?,
+        },
+        created_at: get(row, "created_at")?,
+        updated_at: get(row, "updated_at")?,
+    })
+}
+
+pub(crate) fn installation(row: &PgRow) -> Result<Installation, StoreError> {
+    let status: String = get(row, "status")?;
+    Ok(Installation {
+        id: get(row, "id")?,
+        app_id: get(row, "app_id")?,
+        app_slug: get(row, "app_slug")?,
+        org_slug: get(row, "org_slug")?,
+        status: InstallationStatus::parse(&status).ok_or_else(|| bad("status"))?,
+        current_token_id: get(row, "current_token_id")?,
+        created_at: get(row, "created_at")?,
+        deleted_at: get(row, "deleted_at")?,
+    })
+}
+
+pub(crate) fn grant(row: &PgRow) -> Result<Grant, StoreError> {
+    Ok(Grant {
+        code_hash: hash(row, "code_hash")?,
+        installation_id: get(row, "installation_id")?,
+        app_id: get(row, "app_id")?,
+        expires_at: get(row, "expires_at")?,
+        created_at: get(row, "created_at")?,
+    })
+}
+
+/// Columns of a token joined with its family; `revoked_at` is the earlier of
+/// the pair's own and the family's.
+pub(crate) const TOKEN_COLUMNS: &str = "t.id, t.family_id, t.installation_id, t.app_id, \
+    t.access_hash, t.refresh_hash, t.scopes, t.expires_at, t.refresh_expires_at, \
+    f.expires_at AS family_expires_at, t.created_at, t.parent_id, \
+    t.retired_at, COALESCE(t.revoked_at, f.revoked_at) AS revoked_at \
+    FROM tokens t JOIN token_families f ON f.id = t.family_id";
+
+pub(crate) fn token(row: &PgRow) -> Result<IssuedToken, StoreError> {
+    Ok(IssuedToken {
+        id: get(row, "id")?,
+        family_id: get(row, "family_id")?,
+        installation_id: get(row, "installation_id")?,
+        app_id: get(row, "app_id")?,
+        access_hash: hash(row, "access_hash")?,
+        refresh_hash: hash(row, "refresh_hash")?,
+        scopes: get(row, "scopes")?,
+        expires_at: get(row, "expires_at")?,
+        refresh_expires_at: get(row, "refresh_expires_at")?,
+        family_expires_at: get(row, "family_expires_at")?,
+        created_at: get(row, "created_at")?,
+        parent_id: get(row, "parent_id")?,
+        retired_at: get(row, "retired_at")?,
+        revoked_at: get(row, "revoked_at")?,
+    })
+}
+
+pub(crate) fn event(row: &PgRow) -> Result<Event, StoreError> {
+    Ok(Event {
+        id: get(row, "id")?,
+        event: NewEvent {
+            kind: get(row, "kind")?,
+            installation_id: get(row, "installation_id")?,
+            identity_id: get(row, "identity_id")?,
+            exchange_type: get(row, "exchange_type")?,
+            ip: get(row, "ip")?,
+            actor: get(row, "actor")?,
+            detail: get(row, "detail")?,
+            created_at: get(row, "created_at")?,
+        },
+    })
+}

@@ -1,0 +1,522 @@
+//! `impl Store for PgStore`: every verb of the contract as SQL.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rotor_core::{
+    App, Event, EventFilter, Grant, Installation, InstallationStatus, IssuedToken, NewEvent,
+    TokenHash, UsedJti,
+};
+use rotor_store::{Purged, Rotation, Store, StoreError, StoreResult};
+use sqlx::{PgConnection, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::rows::{self, TOKEN_COLUMNS};
+use crate::{map_err, PgStore};
+
+const INSTALLATION_COLUMNS: &str = "i.id, i.app_id, a.slug AS app_slug, i.org_slug, i.status, \
+    i.current_token_id, i.created_at, i.deleted_at FROM installations i JOIN apps a ON a.id = i.app_id";
+
+async fn insert_token(conn: &mut PgConnection, t: &IssuedToken) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO tokens (id, family_id, installation_id, app_id, access_hash, refresh_hash, \
+         scopes, expires_at, refresh_expires_at, created_at, parent_id, retired_at, revoked_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL)",
+    )
+    .bind(t.id)
+    .bind(t.family_id)
+    .bind(t.installation_id)
+    .bind(t.app_id)
+    .bind(t.access_hash.as_bytes().as_slice())
+    .bind(t.refresh_hash.as_bytes().as_slice())
+    .bind(&t.scopes)
+    .bind(t.expires_at)
+    .bind(t.refresh_expires_at)
+    .bind(t.created_at)
+    .bind(t.parent_id)
+    .execute(conn)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+/// Starts a family for `t` (its first pair) and stores the pair.
+async fn insert_family_with(conn: &mut PgConnection, t: &IssuedToken) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO token_families (id, installation_id, app_id, created_at, expires_at, \
+         revoked_at) VALUES ($1, $2, $3, $4, $5, NULL)",
+    )
+    .bind(t.family_id)
+    .bind(t.installation_id)
+    .bind(t.app_id)
+    .bind(t.created_at)
+    .bind(t.family_expires_at)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    insert_token(conn, t).await
+}
+
+async fn insert_event(conn: &mut PgConnection, e: &NewEvent) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO events (kind, installation_id, identity_id, exchange_type, ip, actor, \
+         detail, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&e.kind)
+    .bind(e.installation_id)
+    .bind(&e.identity_id)
+    .bind(&e.exchange_type)
+    .bind(&e.ip)
+    .bind(&e.actor)
+    .bind(&e.detail)
+    .bind(e.created_at)
+    .execute(conn)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+async fn insert_events(conn: &mut PgConnection, events: &[NewEvent]) -> StoreResult<()> {
+    for e in events {
+        insert_event(conn, e).await?;
+    }
+    Ok(())
+}
+
+/// Points a live installation at `token`; `NotFound` if it is gone.
+async fn point_installation(
+    conn: &mut PgConnection,
+    token: &IssuedToken,
+    installed: bool,
+) -> StoreResult<()> {
+    let sql = if installed {
+        "UPDATE installations SET current_token_id = $1, status = 'installed' \
+         WHERE id = $2 AND deleted_at IS NULL"
+    } else {
+        "UPDATE installations SET current_token_id = $1 WHERE id = $2 AND deleted_at IS NULL"
+    };
+    let done = sqlx::query(sql)
+        .bind(token.id)
+        .bind(token.installation_id)
+        .execute(conn)
+        .await
+        .map_err(map_err)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Deletes at most `batch` rows of `table` matching `cond` (`$1` = now).
+async fn delete_batch(
+    tx: &mut Transaction<'_, Postgres>,
+    table: &str,
+    cond: &str,
+    now: DateTime<Utc>,
+    batch: u32,
+) -> StoreResult<u64> {
+    let sql = format!(
+        "DELETE FROM {table} WHERE ctid IN (SELECT ctid FROM {table} x WHERE {cond} LIMIT $2)"
+    );
+    let done = sqlx::query(&sql)
+        .bind(now)
+        .bind(i64::from(batch))
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    Ok(done.rows_affected())
+}
+
+impl PgStore {
+    async fn token_where(&self, cond: &str, hash: &TokenHash) -> StoreResult<Option<IssuedToken>> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} WHERE {cond} = $1");
+        sqlx::query(&sql)
+            .bind(hash.as_bytes().as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(rows::token)
+            .transpose()
+    }
+
+    async fn app_where<T>(&self, cond: &str, value: T) -> StoreResult<Option<App>>
+    where
+        T: for<'q> sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + Send,
+    {
+        let sql = format!("SELECT * FROM apps WHERE {cond} = $1");
+        sqlx::query(&sql)
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(rows::app)
+            .transpose()
+    }
+
+    async fn write_app(&self, sql: &str, app: &App) -> StoreResult<u64> {
+        let s = &app.settings;
+        let done = sqlx::query(sql)
+            .bind(app.id)
+            .bind(&app.slug)
+            .bind(&s.name)
+            .bind(&app.client_id)
+            .bind(&app.client_secret.key_id)
+            .bind(&app.client_secret.bytes)
+            .bind(&s.scopes)
+            .bind(&s.webhook_url)
+            .bind(s.verify_install)
+            .bind(s.access_token_ttl_seconds)
+            .bind(s.refresh_grace_seconds)
+            .bind(s.reuse_policy.as_str())
+            .bind(app.created_at)
+            .bind(app.updated_at)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn insert_app(&self, app: &App) -> StoreResult<()> {
+        self.write_app(
+            "INSERT INTO apps (id, slug, name, client_id, secret_key_id, secret_ct, scopes, \
+             webhook_url, verify_install, access_token_ttl_seconds, refresh_grace_seconds, \
+             reuse_policy, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            app,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn update_app(&self, app: &App) -> StoreResult<()> {
+        // slug, client_id and created_at ($2, $4, $13) never change.
+        let n = self
+            .write_app(
+                "UPDATE apps SET name = $3, secret_key_id = $5, secret_ct = $6, scopes = $7, \
+                 webhook_url = $8, verify_install = $9, access_token_ttl_seconds = $10, \
+                 refresh_grace_seconds = $11, reuse_policy = $12, updated_at = $14 \
+                 WHERE id = $1 AND slug = $2 AND client_id = $4 AND created_at = $13",
+                app,
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn app_by_slug(&self, slug: &str) -> StoreResult<Option<App>> {
+        self.app_where("slug", slug.to_owned()).await
+    }
+
+    async fn app_by_client_id(&self, client_id: &str) -> StoreResult<Option<App>> {
+        self.app_where("client_id", client_id.to_owned()).await
+    }
+
+    async fn app_by_id(&self, id: Uuid) -> StoreResult<Option<App>> {
+        self.app_where("id", id).await
+    }
+
+    async fn list_apps(&self) -> StoreResult<Vec<App>> {
+        sqlx::query("SELECT * FROM apps ORDER BY created_at, slug")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(rows::app)
+            .collect()
+    }
+
+    async fn create_installation(&self, inst: &Installation, grant: &Grant) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query(
+            "INSERT INTO installations (id, app_id, org_slug, status, current_token_id, \
+             created_at, deleted_at) VALUES ($1, $2, $3, $4, NULL, $5, NULL)",
+        )
+        .bind(inst.id)
+        .bind(inst.app_id)
+        .bind(&inst.org_slug)
+        .bind(inst.status.as_str())
+        .bind(inst.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        sqlx::query(
+            "INSERT INTO grants (code_hash, installation_id, app_id, expires_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(grant.code_hash.as_bytes().as_slice())
+        .bind(grant.installation_id)
+        .bind(grant.app_id)
+        .bind(grant.expires_at)
+        .bind(grant.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn installation(&self, id: Uuid) -> StoreResult<Option<Installation>> {
+        let sql = format!("SELECT {INSTALLATION_COLUMNS} WHERE i.id = $1");
+        sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(rows::installation)
+            .transpose()
+    }
+
+    async fn set_installation_status(
+        &self,
+        id: Uuid,
+        status: InstallationStatus,
+    ) -> StoreResult<()> {
+        let done = sqlx::query(
+            "UPDATE installations SET status = $1 WHERE id = $2 AND deleted_at IS NULL",
+        )
+        .bind(status.as_str())
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn delete_installation(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let done = sqlx::query(
+            "UPDATE installations SET deleted_at = $1, current_token_id = NULL \
+             WHERE id = $2 AND deleted_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("UPDATE token_families SET revoked_at = $1 WHERE installation_id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query("DELETE FROM grants WHERE installation_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn grant(&self, code_hash: &TokenHash) -> StoreResult<Option<Grant>> {
+        sqlx::query("SELECT * FROM grants WHERE code_hash = $1")
+            .bind(code_hash.as_bytes().as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(rows::grant)
+            .transpose()
+    }
+
+    async fn exchange_grant(
+        &self,
+        code_hash: &TokenHash,
+        token: &IssuedToken,
+        mark_installed: bool,
+        events: &[NewEvent],
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // The compare-and-swap: a concurrent DELETE of the same row waits for
+        // this one and then finds nothing.
+        let used = sqlx::query("DELETE FROM grants WHERE code_hash = $1 AND installation_id = $2")
+            .bind(code_hash.as_bytes().as_slice())
+            .bind(token.installation_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if used.rows_affected() == 0 {
+            return Err(StoreError::Conflict("grant_used".into()));
+        }
+        insert_family_with(&mut tx, token).await?;
+        point_installation(&mut tx, token, mark_installed).await?;
+        insert_events(&mut tx, events).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn token_by_refresh(&self, refresh_hash: &TokenHash) -> StoreResult<Option<IssuedToken>> {
+        self.token_where("t.refresh_hash", refresh_hash).await
+    }
+
+    async fn token_by_access(&self, access_hash: &TokenHash) -> StoreResult<Option<IssuedToken>> {
+        self.token_where("t.access_hash", access_hash).await
+    }
+
+    async fn rotate_refresh(
+        &self,
+        old_id: Uuid,
+        successor: &IssuedToken,
+        events: &[NewEvent],
+    ) -> StoreResult<Rotation> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // The compare-and-swap. A concurrent rotation of the same row blocks
+        // on its row lock and, once this commits, re-checks `retired_at` and
+        // updates nothing. A revocation of the family that commits after the
+        // family check below still revokes the successor: revocation lives on
+        // the family row, which every token read joins.
+        let retired = sqlx::query(
+            "UPDATE tokens SET retired_at = $1 WHERE id = $2 AND family_id = $3 \
+             AND retired_at IS NULL AND revoked_at IS NULL AND EXISTS (SELECT 1 FROM \
+             token_families f WHERE f.id = tokens.family_id AND f.revoked_at IS NULL)",
+        )
+        .bind(successor.created_at)
+        .bind(old_id)
+        .bind(successor.family_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if retired.rows_affected() == 0 {
+            tx.rollback().await.map_err(map_err)?;
+            let sql = format!("SELECT {TOKEN_COLUMNS} WHERE t.id = $1");
+            let row = sqlx::query(&sql)
+                .bind(old_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?
+                .ok_or(StoreError::NotFound)?;
+            return Ok(Rotation::Lost(Box::new(rows::token(&row)?)));
+        }
+        insert_token(&mut tx, successor).await?;
+        sqlx::query(
+            "UPDATE installations SET current_token_id = $1 WHERE id = $2 AND deleted_at IS NULL",
+        )
+        .bind(successor.id)
+        .bind(successor.installation_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        insert_events(&mut tx, events).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(Rotation::Rotated)
+    }
+
+    async fn revoke_family(
+        &self,
+        family_id: Uuid,
+        now: DateTime<Utc>,
+        events: &[NewEvent],
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let done = sqlx::query(
+            "UPDATE token_families SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(family_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        insert_events(&mut tx, events).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn reissue(
+        &self,
+        jti: &UsedJti,
+        token: &IssuedToken,
+        events: &[NewEvent],
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query("INSERT INTO used_jtis (app_id, jti, expires_at) VALUES ($1, $2, $3)")
+            .bind(jti.app_id)
+            .bind(&jti.jti)
+            .bind(jti.expires_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query("UPDATE token_families SET revoked_at = $1 WHERE installation_id = $2 AND revoked_at IS NULL")
+            .bind(token.created_at)
+            .bind(token.installation_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        insert_family_with(&mut tx, token).await?;
+        point_installation(&mut tx, token, false).await?;
+        insert_events(&mut tx, events).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn remember_jti(&self, jti: &UsedJti) -> StoreResult<()> {
+        sqlx::query("INSERT INTO used_jtis (app_id, jti, expires_at) VALUES ($1, $2, $3)")
+            .bind(jti.app_id)
+            .bind(&jti.jti)
+            .bind(jti.expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn purge_expired(&self, now: DateTime<Utc>, batch: u32) -> StoreResult<Purged> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let purged = Purged {
+            grants: delete_batch(&mut tx, "grants", "x.expires_at <= $1", now, batch).await?,
+            jtis: delete_batch(&mut tx, "used_jtis", "x.expires_at <= $1", now, batch).await?,
+            tokens: delete_batch(&mut tx, "tokens", "x.refresh_expires_at <= $1", now, batch).await?,
+            // A family and its first pair are written in one transaction, so a
+            // family without pairs is one whose pairs were all purged.
+            families: delete_batch(
+                &mut tx,
+                "token_families",
+                "$1::timestamptz IS NOT NULL AND NOT EXISTS (SELECT 1 FROM tokens t WHERE t.family_id = x.id)",
+                now,
+                batch,
+            )
+            .await?,
+        };
+        tx.commit().await.map_err(map_err)?;
+        Ok(purged)
+    }
+
+    async fn record_event(&self, e: &NewEvent) -> StoreResult<()> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        insert_event(&mut conn, e).await
+    }
+
+    async fn list_events(&self, f: &EventFilter) -> StoreResult<Vec<Event>> {
+        sqlx::query(
+            "SELECT * FROM events WHERE ($1::uuid IS NULL OR installation_id = $1) \
+             AND ($2::text IS NULL OR identity_id = $2) AND ($3::text IS NULL OR kind = $3) \
+             ORDER BY id DESC LIMIT $4",
+        )
+        .bind(f.installation_id)
+        .bind(&f.identity_id)
+        .bind(&f.kind)
+        .bind(i64::from(f.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(rows::event)
+        .collect()
+    }
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite: every crate, the HTTP suite and the store conformance
+# suite on SQLite and on PostgreSQL. Starts the local PostgreSQL if it is not
+# running and fails loudly if it cannot be reached.
+# Override the database with ROTOR_TEST_POSTGRES_URL.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export ROTOR_TEST_POSTGRES_URL="${ROTOR_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+pg_host_port="$(sed -E 's#^[a-z]+://([^@/]*@)?([^/:?]+)(:([0-9]+))?.*#\2 \4#' <<< "$ROTOR_TEST_POSTGRES_URL")"
+read -r PGH PGP <<< "$pg_host_port"; PGP="${PGP:-5432}"
+
+if ! pg_isready -q -h "$PGH" -p "$PGP" 2>/dev/null; then
+  if command -v pg_ctlcluster > /dev/null && [ -d /etc/postgresql ]; then
+    echo "==> starting PostgreSQL"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+  fi
+  for _ in $(seq 1 50); do pg_isready -q -h "$PGH" -p "$PGP" && break; sleep 0.2; done
+fi
+if ! pg_isready -q -h "$PGH" -p "$PGP"; then
+  echo "error: PostgreSQL is not reachable at $PGH:$PGP (ROTOR_TEST_POSTGRES_URL=$ROTOR_TEST_POSTGRES_URL)" >&2
+  exit 1
+fi
+# Each test works in a schema of its own (t_<uuid>); drop those of earlier runs.
+psql "$ROTOR_TEST_POSTGRES_URL" -qAtc "SELECT 'DROP SCHEMA ' || quote_ident(nspname) || ' CASCADE;' FROM pg_namespace WHERE nspname LIKE 't\_%'" \
+  | psql "$ROTOR_TEST_POSTGRES_URL" -q > /dev/null
+
+cargo nextest run --workspace --locked --no-fail-fast "$@"
