@@ -31,7 +31,8 @@ struct Cli {
 
 #[derive(Args, Debug, Clone)]
 struct DbArgs {
-    /// Database URL: sqlite://PATH (a bare path is a SQLite file too).
+    /// Database URL: sqlite://PATH (a bare path is a SQLite file too) or
+    /// postgres://USER@HOST:PORT/DB (needs ROTOR_SECRET_KEY).
     #[arg(
         long,
         env = "ROTOR_DATABASE_URL",
@@ -49,6 +50,22 @@ struct DbArgs {
         global = true
     )]
     synchronous: Sync,
+    /// PostgreSQL: most connections this node opens.
+    #[arg(
+        long,
+        env = "ROTOR_PG_MAX_CONNECTIONS",
+        default_value_t = 16,
+        global = true
+    )]
+    pg_max_connections: u32,
+    /// PostgreSQL: milliseconds a request waits for a connection before it is answered 503.
+    #[arg(
+        long,
+        env = "ROTOR_PG_ACQUIRE_TIMEOUT_MS",
+        default_value_t = 3000,
+        global = true
+    )]
+    pg_acquire_timeout_ms: u64,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -159,6 +176,8 @@ fn config(db: &DbArgs, admin_token: Option<String>) -> Config {
             Sync::Normal => Durability::Normal,
             Sync::Full => Durability::Full,
         },
+        pg_max_connections: db.pg_max_connections,
+        pg_acquire_timeout: std::time::Duration::from_millis(db.pg_acquire_timeout_ms),
         ..Config::new(db.database_url.clone())
     }
 }

@@ -320,17 +320,23 @@ pub async fn spawn_app() -> TestApp {
 
 /// A server on the data a stopped one left.
 pub async fn spawn_on(r: Restart) -> TestApp {
+    spawn_with(r, |_| {}).await
+}
+
+/// A server on `r`'s data with its configuration adjusted by `tweak`.
+pub async fn spawn_with(r: Restart, tweak: impl FnOnce(&mut Config)) -> TestApp {
     let Restart {
         dir,
         key,
         clock,
         database_url,
     } = r;
-    let config = Config {
+    let mut config = Config {
         admin_token: Some(Secret::new(ADMIN)),
         secret_key: Some(Secret::new(key.clone())),
         ..Config::new(database_url.clone())
     };
+    tweak(&mut config);
     let state = startup::build(&config, clock.clone()).await.expect("build");
     let service = state.service.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

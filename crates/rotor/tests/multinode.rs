@@ -1,0 +1,200 @@
+//! Two `rotor serve` processes on one PostgreSQL: a storm of refreshes of one
+//! token spread over both nodes yields one successor (the identical pair for
+//! every caller, within the grace window), and a revocation answered by one
+//! node is honoured by the next request on the other. Runs when
+//! `ROTOR_TEST_POSTGRES_URL` is set.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{json, Value};
+
+const ADMIN: &str = "multinode-admin";
+
+struct Node {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `rotor serve` on an ephemeral port and reads the port from its log.
+fn start_node(database_url: &str, key: &str) -> Node {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rotor"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            database_url,
+        ])
+        .env("ROTOR_SECRET_KEY", key)
+        .env("ROTOR_ADMIN_TOKEN", ADMIN)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("rotor exited before listening")
+            .unwrap();
+        if let Some(rest) = line.split("rotor listening addr=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    // Keep draining the log so the node never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Node {
+        child,
+        base: format!("http://{addr}"),
+    }
+}
+
+async fn fresh_schema_url(url: &str) -> String {
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let admin = sqlx::PgPool::connect(url).await.unwrap();
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options=-c%20search_path%3D{schema}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_one_database_with_the_same_guarantees() {
+    let Ok(pg) = std::env::var("ROTOR_TEST_POSTGRES_URL") else {
+        eprintln!("ROTOR_TEST_POSTGRES_URL is not set: skipped");
+        return;
+    };
+    let url = fresh_schema_url(&pg).await;
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let nodes = [start_node(&url, key), start_node(&url, key)];
+    let http = reqwest::Client::new();
+
+    let app: Value = http
+        .post(format!("{}/api/0/sentry-apps/", nodes[0].base))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "Multi", "scopes": ["project:read"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let inst: Value = http
+        .post(format!(
+            "{}/api/0/organizations/acme/sentry-app-installations/",
+            nodes[1].base
+        ))
+        .bearer_auth(ADMIN)
+        .json(&json!({"slug": "multi"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let uuid = inst["uuid"].as_str().unwrap().to_owned();
+    let body = |grant: &str, field: &str, value: &str| {
+        json!({"client_id": app["clientId"], "client_secret": app["clientSecret"],
+               "grant_type": grant, field: value})
+    };
+    let auth_url = |n: usize| {
+        format!(
+            "{}/api/0/sentry-app-installations/{uuid}/authorizations/",
+            nodes[n].base
+        )
+    };
+    let first: Value = http
+        .post(auth_url(0))
+        .json(&body(
+            "authorization_code",
+            "code",
+            inst["code"].as_str().unwrap(),
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rt = first["refreshToken"].as_str().unwrap().to_owned();
+
+    // A storm of 60 refreshes of one token, alternating nodes.
+    let storm = (0..60).map(|n| {
+        let req = http
+            .post(auth_url(n % 2))
+            .json(&body("refresh_token", "refresh_token", &rt));
+        async move {
+            let res = req.send().await.unwrap();
+            (res.status(), res.json::<Value>().await.unwrap())
+        }
+    });
+    let answers = futures::future::join_all(storm).await;
+    for (status, body) in &answers {
+        assert_eq!(status.as_u16(), 201, "{body}");
+        assert_eq!(
+            body, &answers[0].1,
+            "one successor, the identical pair everywhere"
+        );
+    }
+    let successor = answers[0].1.clone();
+
+    // Revoke on node 0; the very next request on node 1 honours it.
+    let res = http
+        .post(format!("{}/oauth/revoke", nodes[0].base))
+        .basic_auth(
+            app["clientId"].as_str().unwrap(),
+            app["clientSecret"].as_str(),
+        )
+        .form(&[("token", successor["token"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let res = http
+        .put(format!(
+            "{}/api/0/sentry-app-installations/{uuid}/",
+            nodes[1].base
+        ))
+        .bearer_auth(successor["token"].as_str().unwrap())
+        .json(&json!({"status": "installed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+    let intro: Value = http
+        .post(format!("{}/oauth/introspect", nodes[1].base))
+        .bearer_auth(ADMIN)
+        .form(&[("token", successor["refreshToken"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(intro, json!({"active": false}));
+    let res = http
+        .post(auth_url(1))
+        .json(&body(
+            "refresh_token",
+            "refresh_token",
+            successor["refreshToken"].as_str().unwrap(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+}
