@@ -93,6 +93,29 @@ async fn delete_batch(
     Ok(done.rows_affected())
 }
 
+/// Inserts `events` with one multi-row statement (one round trip to the
+/// SQLite worker thread instead of one per event).
+async fn insert_events(conn: &mut sqlx::SqliteConnection, events: &[NewEvent]) -> StoreResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut q = sqlx::QueryBuilder::<Sqlite>::new(
+        "INSERT INTO events (kind, installation_id, identity_id, exchange_type, ip, actor, detail, created_at) ",
+    );
+    q.push_values(events, |mut b, e| {
+        b.push_bind(&e.kind)
+            .push_bind(e.installation_id.map(|i| i.to_string()))
+            .push_bind(&e.identity_id)
+            .push_bind(&e.exchange_type)
+            .push_bind(&e.ip)
+            .push_bind(&e.actor)
+            .push_bind(&e.detail)
+            .push_bind(ts(e.created_at));
+    });
+    q.build().execute(conn).await.map_err(map_err)?;
+    Ok(())
+}
+
 impl SqliteStore {
     async fn token_where(&self, cond: &str, hash: &TokenHash) -> StoreResult<Option<IssuedToken>> {
         let sql = format!("SELECT {TOKEN_COLUMNS} WHERE {cond} = ?");
@@ -353,9 +376,7 @@ impl Store for SqliteStore {
         if pointed.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        for e in events {
-            insert_event(&mut tx, e).await?;
-        }
+        insert_events(&mut tx, events).await?;
         tx.commit().await.map_err(map_err)
     }
 
@@ -402,9 +423,7 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        for e in events {
-            insert_event(&mut tx, e).await?;
-        }
+        insert_events(&mut tx, events).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(Rotation::Rotated)
     }
@@ -424,9 +443,7 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        for e in events {
-            insert_event(&mut tx, e).await?;
-        }
+        insert_events(&mut tx, events).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(done.rows_affected() > 0)
     }
@@ -465,9 +482,7 @@ impl Store for SqliteStore {
         if pointed.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        for e in events {
-            insert_event(&mut tx, e).await?;
-        }
+        insert_events(&mut tx, events).await?;
         tx.commit().await.map_err(map_err)
     }
 

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Rotor's benchmark: builds release, starts Rotor (SQLite in WAL mode with
+# synchronous=NORMAL, or PostgreSQL with --postgres URL), and drives each
+# scenario over HTTP with rotor-bench at fixed concurrency, printing req/s,
+# p50/p99, errors, the ratio to the floor (/healthz on the same server) and
+# Rotor's RSS at start and end.
+#
+#   bench/run.sh                          # SQLite, 64 connections, 10 s each
+#   bench/run.sh --sweep                  # also refresh at 1, 16, 64, 256 connections
+#   bench/run.sh --postgres postgres://postgres@127.0.0.1:5432/test
+#   SECONDS_PER_RUN=60 bench/run.sh       # longer runs (RSS flatness)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PG=""; SWEEP=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --postgres) PG="$2"; shift 2 ;;
+    --sweep) SWEEP=1; shift ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+SECS="${SECONDS_PER_RUN:-10}"
+CONN="${CONNECTIONS:-64}"
+PORT="${ROTOR_BENCH_PORT:-18480}"
+
+cargo build --release --quiet -p rotor -p rotor-bench
+DATA="$(mktemp -d)"
+export ROTOR_ADMIN_TOKEN="bench-admin-$RANDOM"
+export ROTOR_SECRET_KEY="$(head -c 32 /dev/urandom | base64)"
+if [ -n "$PG" ]; then
+  SCHEMA="bench_$RANDOM$RANDOM"
+  psql "$PG" -qc "CREATE SCHEMA $SCHEMA"
+  sep='?'; [[ "$PG" == *\?* ]] && sep='&'
+  DB="${PG}${sep}options=-c%20search_path%3D${SCHEMA}"
+  BACKEND="postgresql"
+else
+  DB="sqlite://$DATA/rotor.db"
+  BACKEND="sqlite (WAL, synchronous=NORMAL)"
+fi
+RUST_LOG="${RUST_LOG:-warn}" ./target/release/rotor serve --listen "127.0.0.1:$PORT" --database-url "$DB" \
+  --pg-max-connections 32 > "$DATA/rotor.log" 2>&1 &
+PID=$!
+cleanup() {
+  kill $PID 2>/dev/null || true
+  wait $PID 2>/dev/null || true
+  [ -n "$PG" ] && psql "$PG" -qc "DROP SCHEMA IF EXISTS $SCHEMA CASCADE" || true
+  rm -rf "$DATA"
+}
+trap cleanup EXIT
+for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$PORT/readyz" > /dev/null 2>&1 && break; sleep 0.1; done
+
+rss() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$PID/status"; }
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); backend: $BACKEND"
+echo "rotor RSS at start: $(rss) MiB"
+
+run() { # scenario connections
+  ./target/release/rotor-bench --base "http://127.0.0.1:$PORT" --scenario "$1" \
+    --connections "$2" --seconds "$SECS"
+}
+declare -A RPS
+printf '%-14s %6s %10s %9s %9s %7s %9s %9s\n' scenario conns req/s p50_ms p99_ms errors x_floor rss_MiB
+report() { # json-line
+  local line="$1" sc c rps p50 p99 err
+  sc=$(sed -E 's/.*"scenario":"([^"]+)".*/\1/' <<< "$line")
+  c=$(sed -E 's/.*"connections":([0-9]+).*/\1/' <<< "$line")
+  rps=$(sed -E 's/.*"rps":([0-9.]+).*/\1/' <<< "$line")
+  p50=$(sed -E 's/.*"p50_ms":([0-9.]+).*/\1/' <<< "$line")
+  p99=$(sed -E 's/.*"p99_ms":([0-9.]+).*/\1/' <<< "$line")
+  err=$(sed -E 's/.*"errors":([0-9]+).*/\1/' <<< "$line")
+  RPS["$sc-$c"]=$rps
+  local floor="${RPS[floor-$c]:-}"
+  local ratio="-"; [ -n "$floor" ] && ratio=$(awk -v a="$rps" -v b="$floor" 'BEGIN {printf "%.2f", a/b}')
+  printf '%-14s %6s %10s %9s %9s %7s %9s %9s\n' "$sc" "$c" "$rps" "$p50" "$p99" "$err" "$ratio" "$(rss)"
+}
+for sc in floor refresh oauth-refresh introspect; do
+  report "$(run "$sc" "$CONN")"
+done
+if [ "$SWEEP" = 1 ]; then
+  for c in 1 16 256; do
+    report "$(run floor "$c")"
+    report "$(run refresh "$c")"
+  done
+fi
+echo "rotor RSS at end: $(rss) MiB"

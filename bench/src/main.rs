@@ -1,0 +1,234 @@
+//! `rotor-bench`: drives a running Rotor over HTTP at fixed concurrency and
+//! prints requests/s, p50/p99 latency and errors for one scenario.
+//!
+//! Scenarios:
+//! * `floor`: `GET /healthz` — the same binary, router and middleware with no
+//!   work; every other figure is also printed as a ratio of it.
+//! * `refresh`: the Sentry-compatible refresh route; each connection owns one
+//!   installation and follows its chain, so every request carries a different
+//!   refresh token (the one the previous answer returned).
+//! * `oauth-refresh`: the same through `POST /oauth/token` (form, Basic auth).
+//! * `introspect`: `POST /oauth/introspect` as the operator, live access tokens.
+//!
+//! A run with any non-2xx answer is reported as invalid.
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Parser, ValueEnum};
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+
+#[derive(Parser, Debug)]
+struct Args {
+    /// Base URL of the Rotor under test.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    base: String,
+    /// Admin token of that Rotor.
+    #[arg(long, env = "ROTOR_ADMIN_TOKEN")]
+    admin_token: String,
+    /// What to load.
+    #[arg(long, value_enum)]
+    scenario: Scenario,
+    /// Concurrent connections (each with its own installation).
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Seconds of measured load (after a 2-second warm-up).
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    Floor,
+    Refresh,
+    OauthRefresh,
+    Introspect,
+}
+
+/// One connection's installation and current pair.
+struct Chain {
+    uuid: String,
+    client_id: String,
+    client_secret: String,
+    access: String,
+    refresh: String,
+}
+
+async fn seed(http: &reqwest::Client, a: &Args, n: usize) -> anyhow::Result<Vec<Chain>> {
+    let app: Value = http
+        .post(format!("{}/api/0/sentry-apps/", a.base))
+        .bearer_auth(&a.admin_token)
+        .json(&json!({"name": format!("bench {}", std::process::id() as u64 * 1000 + n as u64 + rand_suffix()),
+                      "scopes": ["project:read"]}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let slug = app["slug"].as_str().context("slug")?.to_owned();
+    let client_id = app["clientId"].as_str().context("clientId")?.to_owned();
+    let client_secret = app["clientSecret"].as_str().context("secret")?.to_owned();
+    let mut chains = Vec::with_capacity(n);
+    for i in 0..n {
+        let inst: Value = http
+            .post(format!("{}/api/0/organizations/org-{i}/sentry-app-installations/", a.base))
+            .bearer_auth(&a.admin_token)
+            .json(&json!({ "slug": slug }))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let uuid = inst["uuid"].as_str().context("uuid")?.to_owned();
+        let t: Value = http
+            .post(format!("{}/api/0/sentry-app-installations/{uuid}/authorizations/", a.base))
+            .json(&json!({"grant_type": "authorization_code", "client_id": client_id,
+                          "client_secret": client_secret, "code": inst["code"]}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        chains.push(Chain {
+            uuid,
+            client_id: client_id.clone(),
+            client_secret: client_secret.clone(),
+            access: t["token"].as_str().context("token")?.to_owned(),
+            refresh: t["refreshToken"].as_str().context("refreshToken")?.to_owned(),
+        });
+    }
+    Ok(chains)
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// Sends one request of the scenario; answers whether it was 2xx.
+async fn one(http: &reqwest::Client, a: &Args, c: &mut Chain) -> anyhow::Result<bool> {
+    let res = match a.scenario {
+        Scenario::Floor => http.get(format!("{}/healthz", a.base)).send().await?,
+        Scenario::Refresh => {
+            let res = http
+                .post(format!("{}/api/0/sentry-app-installations/{}/authorizations/", a.base, c.uuid))
+                .json(&json!({"grant_type": "refresh_token", "client_id": c.client_id,
+                              "client_secret": c.client_secret, "refresh_token": c.refresh}))
+                .send()
+                .await?;
+            if res.status().is_success() {
+                let t: Value = res.json().await?;
+                c.refresh = t["refreshToken"].as_str().context("refreshToken")?.to_owned();
+                return Ok(true);
+            }
+            res
+        }
+        Scenario::OauthRefresh => {
+            let res = http
+                .post(format!("{}/oauth/token", a.base))
+                .basic_auth(&c.client_id, Some(&c.client_secret))
+                .form(&[("grant_type", "refresh_token"), ("refresh_token", c.refresh.as_str())])
+                .send()
+                .await?;
+            if res.status().is_success() {
+                let t: Value = res.json().await?;
+                c.refresh = t["refresh_token"].as_str().context("refresh_token")?.to_owned();
+                return Ok(true);
+            }
+            res
+        }
+        Scenario::Introspect => {
+            let res = http
+                .post(format!("{}/oauth/introspect", a.base))
+                .bearer_auth(&a.admin_token)
+                .form(&[("token", c.access.as_str())])
+                .send()
+                .await?;
+            let ok = res.status().is_success();
+            let v: Value = res.json().await?;
+            return Ok(ok && v["active"] == true);
+        }
+    };
+    let ok = res.status().is_success();
+    let _ = res.bytes().await?;
+    Ok(ok)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Arc::new(Args::parse());
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.connections)
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let chains = if args.scenario == Scenario::Floor {
+        (0..args.connections)
+            .map(|_| Chain {
+                uuid: String::new(),
+                client_id: String::new(),
+                client_secret: String::new(),
+                access: String::new(),
+                refresh: String::new(),
+            })
+            .collect()
+    } else {
+        seed(&http, &args, args.connections).await?
+    };
+    let warmup = Duration::from_secs(2);
+    let start = Instant::now();
+    let measure_from = start + warmup;
+    let stop = measure_from + Duration::from_secs(args.seconds);
+    let mut tasks = Vec::new();
+    for mut chain in chains {
+        let (http, args) = (http.clone(), args.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+            let (mut ok, mut errors) = (0u64, 0u64);
+            loop {
+                let t0 = Instant::now();
+                if t0 >= stop {
+                    break;
+                }
+                let good = matches!(one(&http, &args, &mut chain).await, Ok(true));
+                if t0 >= measure_from {
+                    let _ = hist.record(t0.elapsed().as_micros() as u64);
+                    if good {
+                        ok += 1;
+                    } else {
+                        errors += 1;
+                    }
+                }
+            }
+            (hist, ok, errors)
+        }));
+    }
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let (mut ok, mut errors) = (0u64, 0u64);
+    for t in tasks {
+        let (h, o, e) = t.await?;
+        hist.add(h)?;
+        ok += o;
+        errors += e;
+    }
+    let secs = args.seconds as f64;
+    let line = json!({
+        "scenario": format!("{:?}", args.scenario).to_lowercase(),
+        "connections": args.connections,
+        "seconds": args.seconds,
+        "requests": ok + errors,
+        "errors": errors,
+        "rps": ((ok + errors) as f64 / secs).round(),
+        "p50_ms": hist.value_at_quantile(0.50) as f64 / 1000.0,
+        "p99_ms": hist.value_at_quantile(0.99) as f64 / 1000.0,
+    });
+    println!("{line}");
+    if errors > 0 {
+        bail!("{errors} requests were not 2xx: this run does not count");
+    }
+    Ok(())
+}
