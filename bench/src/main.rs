@@ -74,7 +74,10 @@ async fn seed(http: &reqwest::Client, a: &Args, n: usize) -> anyhow::Result<Vec<
     let mut chains = Vec::with_capacity(n);
     for i in 0..n {
         let inst: Value = http
-            .post(format!("{}/api/0/organizations/org-{i}/sentry-app-installations/", a.base))
+            .post(format!(
+                "{}/api/0/organizations/org-{i}/sentry-app-installations/",
+                a.base
+            ))
             .bearer_auth(&a.admin_token)
             .json(&json!({ "slug": slug }))
             .send()
@@ -84,9 +87,14 @@ async fn seed(http: &reqwest::Client, a: &Args, n: usize) -> anyhow::Result<Vec<
             .await?;
         let uuid = inst["uuid"].as_str().context("uuid")?.to_owned();
         let t: Value = http
-            .post(format!("{}/api/0/sentry-app-installations/{uuid}/authorizations/", a.base))
-            .json(&json!({"grant_type": "authorization_code", "client_id": client_id,
-                          "client_secret": client_secret, "code": inst["code"]}))
+            .post(format!(
+                "{}/api/0/sentry-app-installations/{uuid}/authorizations/",
+                a.base
+            ))
+            .json(
+                &json!({"grant_type": "authorization_code", "client_id": client_id,
+                          "client_secret": client_secret, "code": inst["code"]}),
+            )
             .send()
             .await?
             .error_for_status()?
@@ -97,7 +105,10 @@ async fn seed(http: &reqwest::Client, a: &Args, n: usize) -> anyhow::Result<Vec<
             client_id: client_id.clone(),
             client_secret: client_secret.clone(),
             access: t["token"].as_str().context("token")?.to_owned(),
-            refresh: t["refreshToken"].as_str().context("refreshToken")?.to_owned(),
+            refresh: t["refreshToken"]
+                .as_str()
+                .context("refreshToken")?
+                .to_owned(),
         });
     }
     Ok(chains)
@@ -116,14 +127,22 @@ async fn one(http: &reqwest::Client, a: &Args, c: &mut Chain) -> anyhow::Result<
         Scenario::Floor => http.get(format!("{}/healthz", a.base)).send().await?,
         Scenario::Refresh => {
             let res = http
-                .post(format!("{}/api/0/sentry-app-installations/{}/authorizations/", a.base, c.uuid))
-                .json(&json!({"grant_type": "refresh_token", "client_id": c.client_id,
-                              "client_secret": c.client_secret, "refresh_token": c.refresh}))
+                .post(format!(
+                    "{}/api/0/sentry-app-installations/{}/authorizations/",
+                    a.base, c.uuid
+                ))
+                .json(
+                    &json!({"grant_type": "refresh_token", "client_id": c.client_id,
+                              "client_secret": c.client_secret, "refresh_token": c.refresh}),
+                )
                 .send()
                 .await?;
             if res.status().is_success() {
                 let t: Value = res.json().await?;
-                c.refresh = t["refreshToken"].as_str().context("refreshToken")?.to_owned();
+                c.refresh = t["refreshToken"]
+                    .as_str()
+                    .context("refreshToken")?
+                    .to_owned();
                 return Ok(true);
             }
             res
@@ -132,12 +151,18 @@ async fn one(http: &reqwest::Client, a: &Args, c: &mut Chain) -> anyhow::Result<
             let res = http
                 .post(format!("{}/oauth/token", a.base))
                 .basic_auth(&c.client_id, Some(&c.client_secret))
-                .form(&[("grant_type", "refresh_token"), ("refresh_token", c.refresh.as_str())])
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", c.refresh.as_str()),
+                ])
                 .send()
                 .await?;
             if res.status().is_success() {
                 let t: Value = res.json().await?;
-                c.refresh = t["refresh_token"].as_str().context("refresh_token")?.to_owned();
+                c.refresh = t["refresh_token"]
+                    .as_str()
+                    .context("refresh_token")?
+                    .to_owned();
                 return Ok(true);
             }
             res
