@@ -16,6 +16,7 @@ pub mod scope;
 pub mod secret;
 pub mod slug;
 pub mod token;
+pub mod upstream;
 pub mod validate;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -24,3 +25,4 @@ pub use keys::{Ciphertext, KeyError, Keyring, ServerKey};
 pub use model::*;
 pub use secret::Secret;
 pub use token::{Token, TokenFormatError, TokenHash, TokenKind};
+pub use upstream::{IdentityStatus, UpstreamIdentityRecord, UpstreamProvider};

@@ -38,6 +38,8 @@ pub struct Config {
     pub lifetimes: Lifetimes,
     /// PostgreSQL: most connections per node.
     pub pg_max_connections: u32,
+    /// How long one request to an upstream provider may take.
+    pub upstream_timeout: std::time::Duration,
     /// PostgreSQL: how long a request waits for a connection before 503.
     pub pg_acquire_timeout: std::time::Duration,
 }
@@ -54,6 +56,7 @@ impl Config {
             public_url: None,
             lifetimes: Lifetimes::default(),
             pg_max_connections: 16,
+            upstream_timeout: std::time::Duration::from_secs(20),
             pg_acquire_timeout: std::time::Duration::from_secs(3),
         }
     }
@@ -149,7 +152,11 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<App
     }
     let store = open_store(config).await?;
     Ok(AppState {
-        service: Service::new(store, clock, keyring).with_lifetimes(config.lifetimes),
+        service: Service::new(store, clock, keyring)
+            .with_lifetimes(config.lifetimes)
+            .with_upstream(Arc::new(rotor_upstream::ReqwestClient::new(
+                config.upstream_timeout,
+            ))),
         admin_token: config.admin_token.clone().map(Arc::new),
         issuer: config
             .public_url
@@ -192,6 +199,25 @@ pub fn spawn_janitor(service: Service, every: std::time::Duration) -> tokio::tas
             tokio::time::sleep(every.mul_f64(jitter)).await;
             if let Err(e) = service.purge(JANITOR_BATCH, JANITOR_MAX_BATCHES).await {
                 tracing::warn!(error = %e, "janitor pass failed; will retry");
+            }
+        }
+    })
+}
+
+/// Runs the upstream background refresher every `every` (with jitter):
+/// renews identities ahead of expiry so callers rarely wait for a provider.
+pub fn spawn_upstream_refresher(
+    service: Service,
+    every: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let jitter = rand::random::<f64>() * 0.4 + 0.8;
+            tokio::time::sleep(every.mul_f64(jitter)).await;
+            match service.refresh_due().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(refreshed = n, "background refresher renewed identities"),
+                Err(e) => tracing::warn!(error = %e, "background refresher pass failed"),
             }
         }
     })

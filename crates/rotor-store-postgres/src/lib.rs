@@ -12,6 +12,7 @@
 
 mod rows;
 mod store;
+mod upstream;
 
 use std::str::FromStr;
 use std::time::Duration;

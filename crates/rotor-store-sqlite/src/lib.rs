@@ -14,6 +14,7 @@
 
 mod rows;
 mod store;
+mod upstream;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rotor_core::{
     App, Event, EventFilter, Grant, Installation, InstallationStatus, IssuedToken, NewEvent,
-    TokenHash, UsedJti,
+    TokenHash, UpstreamIdentityRecord, UpstreamProvider, UsedJti,
 };
 use rotor_store::{Purged, Rotation, Store, StoreError, StoreResult};
 use sqlx::{Sqlite, Transaction};
@@ -95,7 +95,10 @@ async fn delete_batch(
 
 /// Inserts `events` with one multi-row statement (one round trip to the
 /// SQLite worker thread instead of one per event).
-async fn insert_events(conn: &mut sqlx::SqliteConnection, events: &[NewEvent]) -> StoreResult<()> {
+pub(crate) async fn insert_events(
+    conn: &mut sqlx::SqliteConnection,
+    events: &[NewEvent],
+) -> StoreResult<()> {
     if events.is_empty() {
         return Ok(());
     }
@@ -539,6 +542,66 @@ impl Store for SqliteStore {
         };
         tx.commit().await.map_err(map_err)?;
         Ok(purged)
+    }
+
+    async fn insert_provider(&self, p: &UpstreamProvider) -> StoreResult<()> {
+        self.insert_provider_impl(p).await
+    }
+
+    async fn provider(&self, key: &str) -> StoreResult<Option<UpstreamProvider>> {
+        self.provider_impl(key).await
+    }
+
+    async fn list_providers(&self) -> StoreResult<Vec<UpstreamProvider>> {
+        self.list_providers_impl().await
+    }
+
+    async fn insert_identity(&self, i: &UpstreamIdentityRecord) -> StoreResult<()> {
+        self.insert_identity_impl(i).await
+    }
+
+    async fn identity(&self, id: Uuid) -> StoreResult<Option<UpstreamIdentityRecord>> {
+        self.identity_impl(id).await
+    }
+
+    async fn list_identities(&self, limit: u32) -> StoreResult<Vec<UpstreamIdentityRecord>> {
+        self.list_identities_impl(limit).await
+    }
+
+    async fn delete_identity(&self, id: Uuid) -> StoreResult<()> {
+        self.delete_identity_impl(id).await
+    }
+
+    async fn claim_identity_lease(
+        &self,
+        id: Uuid,
+        owner: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.claim_lease_impl(id, owner, until, now).await
+    }
+
+    async fn release_identity_lease(&self, id: Uuid, owner: &str) -> StoreResult<()> {
+        self.release_lease_impl(id, owner).await
+    }
+
+    async fn save_identity(
+        &self,
+        i: &UpstreamIdentityRecord,
+        owner: &str,
+        events: &[NewEvent],
+    ) -> StoreResult<()> {
+        self.save_identity_impl(i, owner, events).await
+    }
+
+    async fn identities_due(
+        &self,
+        before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<UpstreamIdentityRecord>> {
+        self.identities_due_impl(before, now, limit).await
     }
 
     async fn record_event(&self, e: &NewEvent) -> StoreResult<()> {

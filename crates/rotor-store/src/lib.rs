@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rotor_core::{
     App, Event, EventFilter, Grant, Installation, InstallationStatus, IssuedToken, NewEvent,
-    TokenHash, UsedJti,
+    TokenHash, UpstreamIdentityRecord, UpstreamProvider, UsedJti,
 };
 use uuid::Uuid;
 
@@ -179,6 +179,54 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// (retired and revoked pairs are kept until then, for reuse detection),
     /// and families left without pairs. Call again while it deletes anything.
     async fn purge_expired(&self, now: DateTime<Utc>, batch: u32) -> StoreResult<Purged>;
+
+    // ---- upstream ----
+
+    /// Stores a provider; `Conflict("provider")` when the key is taken.
+    async fn insert_provider(&self, provider: &UpstreamProvider) -> StoreResult<()>;
+    /// The provider with this key.
+    async fn provider(&self, key: &str) -> StoreResult<Option<UpstreamProvider>>;
+    /// All providers, by key.
+    async fn list_providers(&self) -> StoreResult<Vec<UpstreamProvider>>;
+    /// Stores an identity; `NotFound` when its provider does not exist.
+    async fn insert_identity(&self, identity: &UpstreamIdentityRecord) -> StoreResult<()>;
+    /// The identity with this id.
+    async fn identity(&self, id: Uuid) -> StoreResult<Option<UpstreamIdentityRecord>>;
+    /// All identities, oldest first, at most `limit`.
+    async fn list_identities(&self, limit: u32) -> StoreResult<Vec<UpstreamIdentityRecord>>;
+    /// Deletes an identity; `NotFound` if absent.
+    async fn delete_identity(&self, id: Uuid) -> StoreResult<()>;
+    /// Compare-and-swap: takes the refresh lease of identity `id` for
+    /// `owner` until `until` when nobody holds an unexpired one. Answers
+    /// whether `owner` holds it now.
+    async fn claim_identity_lease(
+        &self,
+        id: Uuid,
+        owner: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Gives the lease back (only if `owner` holds it).
+    async fn release_identity_lease(&self, id: Uuid, owner: &str) -> StoreResult<()>;
+    /// Saves an identity's state after a refresh attempt (tokens, expiry,
+    /// status, failure count, last error, next attempt) and records `events`,
+    /// atomically — only while `owner` holds the lease (`Conflict("lease")`
+    /// otherwise, so a node whose lease ran out cannot overwrite a newer
+    /// refresh). Releases the lease.
+    async fn save_identity(
+        &self,
+        identity: &UpstreamIdentityRecord,
+        owner: &str,
+        events: &[NewEvent],
+    ) -> StoreResult<()>;
+    /// Active identities whose access token expires before `before` and whose
+    /// next attempt is due at `now`, soonest first, at most `limit`.
+    async fn identities_due(
+        &self,
+        before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<UpstreamIdentityRecord>>;
 
     // ---- events ----
 

@@ -297,6 +297,7 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
         state.service.clone(),
         std::time::Duration::from_secs(args.janitor_interval_seconds.max(1)),
     );
+    startup::spawn_upstream_refresher(state.service.clone(), std::time::Duration::from_secs(30));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;

@@ -39,6 +39,8 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     /// 503: the database is unreachable; worth retrying.
     Unavailable,
+    /// 503: an upstream provider is unreachable and no stored token will do.
+    ProviderUnavailable(String),
     /// 500: a bug; the cause is logged once, never sent.
     Internal,
 }
@@ -57,7 +59,9 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::ProviderUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -87,7 +91,8 @@ impl IntoResponse for ApiError {
             | ApiError::Forbidden(m)
             | ApiError::NotFound(m)
             | ApiError::Conflict(m)
-            | ApiError::UnsupportedMediaType(m) => json!({ "detail": m }),
+            | ApiError::UnsupportedMediaType(m)
+            | ApiError::ProviderUnavailable(m) => json!({ "detail": m }),
             ApiError::MethodNotAllowed => json!({ "detail": "Method not allowed" }),
             ApiError::PayloadTooLarge => {
                 json!({ "detail": "Request body is larger than the 64 KiB limit" })

@@ -9,6 +9,7 @@ pub mod extract;
 mod health;
 mod oauth;
 mod sentry;
+mod upstream;
 pub mod wire;
 
 use std::sync::Arc;
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
     r = admin::routes(r);
     r = sentry::routes(r);
     r = oauth::routes(r);
+    r = upstream::routes(r);
     r.fallback(|| async { ApiError::NotFound("Not found".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(CatchPanicLayer::custom(|_panic| {

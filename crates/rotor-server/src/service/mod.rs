@@ -8,6 +8,7 @@ mod exchange;
 mod installs;
 mod jwt;
 mod tokens;
+pub mod upstream;
 
 use std::sync::Arc;
 
@@ -54,6 +55,8 @@ pub struct Service {
     pub keyring: Arc<Keyring>,
     /// Refresh-token idle limit and family lifetime.
     pub lifetimes: Lifetimes,
+    /// Upstream refresh state (HTTP client, single-flight locks, node name).
+    pub upstream: Option<upstream::Upstream>,
     /// Derives a refresh's successor pair from the presented refresh token,
     /// so that a replay within the grace window can be answered with the same
     /// pair without storing it. Derived once from the server key.
@@ -81,8 +84,15 @@ impl Service {
             clock,
             keyring: Arc::new(keyring),
             lifetimes: Lifetimes::default(),
+            upstream: None,
             successor_key,
         }
+    }
+
+    /// Enables upstream refresh through `http`.
+    pub fn with_upstream(mut self, http: Arc<dyn rotor_upstream::HttpClient>) -> Self {
+        self.upstream = Some(upstream::Upstream::new(http));
+        self
     }
 
     /// Sets the refresh-token and family lifetimes.

@@ -1,0 +1,244 @@
+//! The operator's upstream routes: providers and identities, and the token
+//! route platform services call for a valid provider access token.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Duration, Utc};
+use rotor_core::UpstreamIdentityRecord;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::extract::{Admin, JsonObject};
+use super::{both, wire, AppState};
+use crate::service::upstream::{UpstreamError, UpstreamToken};
+
+pub(super) fn routes(r: Router<AppState>) -> Router<AppState> {
+    let r = both(
+        r,
+        "/api/0/upstream/providers/",
+        get(list_providers).post(create_provider),
+    );
+    let r = both(
+        r,
+        "/api/0/upstream/identities/",
+        get(list_identities).post(create_identity),
+    );
+    let r = both(
+        r,
+        "/api/0/upstream/identities/{id}/",
+        get(show_identity).delete(delete_identity),
+    );
+    let r = both(r, "/api/0/upstream/identities/{id}/token/", post(token));
+    both(
+        r,
+        "/api/0/upstream/identities/{id}/refresh/",
+        post(force_refresh),
+    )
+}
+
+impl From<UpstreamError> for ApiError {
+    fn from(e: UpstreamError) -> Self {
+        match e {
+            UpstreamError::Invalid(m) => ApiError::Conflict(m),
+            UpstreamError::Unavailable(m) => ApiError::ProviderUnavailable(m),
+            UpstreamError::Service(s) => s.into(),
+        }
+    }
+}
+
+fn identity_json(i: &UpstreamIdentityRecord) -> Value {
+    json!({
+        "id": i.id,
+        "provider": i.provider,
+        "externalId": i.external_id,
+        "scopes": i.scopes,
+        "status": i.status.as_str(),
+        "expiresAt": i.expires_at.map(wire::time),
+        "lastRefreshedAt": i.last_refreshed_at.map(wire::time),
+        "failureCount": i.failure_count,
+        "lastError": i.last_error,
+        "installationId": i.installation_id,
+        "dateCreated": wire::time(i.created_at),
+    })
+}
+
+async fn create_provider(
+    _: Admin,
+    State(st): State<AppState>,
+    body: Result<JsonObject, ApiError>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let body = body?;
+    let mut missing = Vec::new();
+    for f in ["key", "kind", "config"] {
+        if body.0.get(f).is_none_or(Value::is_null) {
+            missing.push(f);
+        }
+    }
+    if !missing.is_empty() {
+        return Err(ApiError::MissingFields(missing));
+    }
+    let key = body
+        .required_str("key")
+        .map_err(|f| ApiError::field(f, "Must be a string."))?;
+    let kind = body
+        .required_str("kind")
+        .map_err(|f| ApiError::field(f, "Must be a string."))?;
+    let (p, cfg) = st
+        .service
+        .create_provider(key, kind, &body.0["config"])
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"key": p.key, "kind": p.kind, "config": cfg})),
+    ))
+}
+
+async fn list_providers(_: Admin, State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let list = st.service.list_providers().await?;
+    Ok(Json(Value::Array(
+        list.iter()
+            .map(|p| {
+                let cfg: Value = serde_json::from_str(&p.config).unwrap_or(Value::Null);
+                json!({"key": p.key, "kind": p.kind, "config": cfg})
+            })
+            .collect(),
+    )))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct IdentityBody {
+    provider: String,
+    external_id: String,
+    #[serde(default)]
+    scopes: Vec<String>,
+    access_token: Option<String>,
+    refresh_token: Option<String>,
+    expires_at: Option<DateTime<Utc>>,
+    installation_id: Option<Value>,
+}
+
+async fn create_identity(
+    _: Admin,
+    State(st): State<AppState>,
+    body: Result<JsonObject, ApiError>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let body = body?;
+    let mut missing = Vec::new();
+    for f in ["provider", "externalId"] {
+        if body.0.get(f).is_none_or(Value::is_null) {
+            missing.push(f);
+        }
+    }
+    if !missing.is_empty() {
+        return Err(ApiError::MissingFields(missing));
+    }
+    let b: IdentityBody = body.into_typed()?;
+    let installation_id = match b.installation_id {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(Value::String(s)) if !s.is_empty() => Some(s),
+        Some(_) => {
+            return Err(ApiError::field(
+                "installationId",
+                "Must be a number or a string.",
+            ))
+        }
+    };
+    let i = st
+        .service
+        .create_identity(
+            &b.provider,
+            &b.external_id,
+            b.scopes,
+            b.access_token.as_deref(),
+            b.refresh_token.as_deref(),
+            b.expires_at,
+            installation_id,
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            json!({"id": i.id, "provider": i.provider, "externalId": i.external_id,
+                    "status": i.status.as_str(), "expiresAt": i.expires_at.map(wire::time)}),
+        ),
+    ))
+}
+
+async fn list_identities(_: Admin, State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let list = st.service.store.list_identities(1000).await?;
+    Ok(Json(Value::Array(list.iter().map(identity_json).collect())))
+}
+
+async fn show_identity(
+    _: Admin,
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(identity_json(&st.service.identity(&id).await?)))
+}
+
+async fn delete_identity(
+    _: Admin,
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    st.service.delete_identity(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TokenQuery {
+    min_valid_seconds: Option<String>,
+}
+
+fn token_json(t: &UpstreamToken) -> Json<Value> {
+    Json(json!({
+        "accessToken": t.access_token.expose(),
+        "tokenType": t.token_type,
+        "expiresAt": t.expires_at.map(wire::time),
+    }))
+}
+
+async fn token(
+    _: Admin,
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<TokenQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(format!("Invalid query: {e}")))?;
+    let min_valid = match q.min_valid_seconds {
+        None => 60,
+        Some(s) => match s.parse::<i64>() {
+            Ok(n) if (0..=86_400).contains(&n) => n,
+            _ => {
+                return Err(ApiError::field(
+                    "minValidSeconds",
+                    "Must be a whole number from 0 to 86400.",
+                ))
+            }
+        },
+    };
+    let t = st
+        .service
+        .upstream_token(&id, Duration::seconds(min_valid), false)
+        .await?;
+    Ok(token_json(&t))
+}
+
+async fn force_refresh(
+    _: Admin,
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let t = st
+        .service
+        .upstream_token(&id, Duration::zero(), true)
+        .await?;
+    Ok(token_json(&t))
+}

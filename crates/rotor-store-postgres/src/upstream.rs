@@ -1,0 +1,258 @@
+//! Upstream providers and identities on PostgreSQL.
+
+use chrono::{DateTime, Utc};
+use rotor_core::{Ciphertext, IdentityStatus, NewEvent, UpstreamIdentityRecord, UpstreamProvider};
+use rotor_store::{StoreError, StoreResult};
+use sqlx::postgres::PgRow;
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::{map_err, PgStore};
+
+fn get<'r, T>(row: &'r PgRow, col: &str) -> StoreResult<T>
+where
+    T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+{
+    row.try_get(col).map_err(map_err)
+}
+
+fn sealed(row: &PgRow, key: &str, ct: &str) -> StoreResult<Option<Ciphertext>> {
+    let k: Option<String> = get(row, key)?;
+    let b: Option<Vec<u8>> = get(row, ct)?;
+    Ok(k.zip(b).map(|(key_id, bytes)| Ciphertext { key_id, bytes }))
+}
+
+fn provider(row: &PgRow) -> StoreResult<UpstreamProvider> {
+    Ok(UpstreamProvider {
+        key: get(row, "key")?,
+        kind: get(row, "kind")?,
+        config: get(row, "config")?,
+        secrets: Ciphertext {
+            key_id: get(row, "secrets_key")?,
+            bytes: get(row, "secrets_ct")?,
+        },
+        created_at: get(row, "created_at")?,
+    })
+}
+
+fn identity(row: &PgRow) -> StoreResult<UpstreamIdentityRecord> {
+    let status: String = get(row, "status")?;
+    Ok(UpstreamIdentityRecord {
+        id: get(row, "id")?,
+        provider: get(row, "provider")?,
+        external_id: get(row, "external_id")?,
+        scopes: get(row, "scopes")?,
+        access_token: sealed(row, "access_key", "access_ct")?,
+        refresh_token: sealed(row, "refresh_key", "refresh_ct")?,
+        token_type: get(row, "token_type")?,
+        expires_at: get(row, "expires_at")?,
+        installation_id: get(row, "installation_id")?,
+        status: IdentityStatus::parse(&status)
+            .ok_or_else(|| StoreError::Other("bad status".into()))?,
+        last_refreshed_at: get(row, "last_refreshed_at")?,
+        failure_count: get(row, "failure_count")?,
+        last_error: get(row, "last_error")?,
+        next_attempt_at: get(row, "next_attempt_at")?,
+        created_at: get(row, "created_at")?,
+    })
+}
+
+impl PgStore {
+    pub(crate) async fn insert_provider_impl(&self, p: &UpstreamProvider) -> StoreResult<()> {
+        sqlx::query("INSERT INTO upstream_providers (key, kind, config, secrets_key, secrets_ct, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(&p.key)
+            .bind(&p.kind)
+            .bind(&p.config)
+            .bind(&p.secrets.key_id)
+            .bind(&p.secrets.bytes)
+            .bind(p.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| match map_err(e) {
+                StoreError::Conflict(_) => StoreError::Conflict("provider".into()),
+                other => other,
+            })?;
+        Ok(())
+    }
+
+    pub(crate) async fn provider_impl(&self, key: &str) -> StoreResult<Option<UpstreamProvider>> {
+        sqlx::query("SELECT * FROM upstream_providers WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(provider)
+            .transpose()
+    }
+
+    pub(crate) async fn list_providers_impl(&self) -> StoreResult<Vec<UpstreamProvider>> {
+        sqlx::query("SELECT * FROM upstream_providers ORDER BY key")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(provider)
+            .collect()
+    }
+
+    pub(crate) async fn insert_identity_impl(&self, i: &UpstreamIdentityRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO upstream_identities (id, provider, external_id, scopes, access_key, access_ct, \
+             refresh_key, refresh_ct, token_type, expires_at, installation_id, status, last_refreshed_at, \
+             failure_count, last_error, next_attempt_at, lease_owner, lease_until, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, NULL, NULL, $17)",
+        )
+        .bind(i.id)
+        .bind(&i.provider)
+        .bind(&i.external_id)
+        .bind(&i.scopes)
+        .bind(i.access_token.as_ref().map(|c| c.key_id.clone()))
+        .bind(i.access_token.as_ref().map(|c| c.bytes.clone()))
+        .bind(i.refresh_token.as_ref().map(|c| c.key_id.clone()))
+        .bind(i.refresh_token.as_ref().map(|c| c.bytes.clone()))
+        .bind(&i.token_type)
+        .bind(i.expires_at)
+        .bind(&i.installation_id)
+        .bind(i.status.as_str())
+        .bind(i.last_refreshed_at)
+        .bind(i.failure_count)
+        .bind(&i.last_error)
+        .bind(i.next_attempt_at)
+        .bind(i.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    pub(crate) async fn identity_impl(
+        &self,
+        id: Uuid,
+    ) -> StoreResult<Option<UpstreamIdentityRecord>> {
+        sqlx::query("SELECT * FROM upstream_identities WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(identity)
+            .transpose()
+    }
+
+    pub(crate) async fn list_identities_impl(
+        &self,
+        limit: u32,
+    ) -> StoreResult<Vec<UpstreamIdentityRecord>> {
+        sqlx::query("SELECT * FROM upstream_identities ORDER BY created_at LIMIT $1")
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(identity)
+            .collect()
+    }
+
+    pub(crate) async fn delete_identity_impl(&self, id: Uuid) -> StoreResult<()> {
+        let done = sqlx::query("DELETE FROM upstream_identities WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn claim_lease_impl(
+        &self,
+        id: Uuid,
+        owner: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE upstream_identities SET lease_owner = $1, lease_until = $2 WHERE id = $3 \
+             AND (lease_owner IS NULL OR lease_until <= $4 OR lease_owner = $1)",
+        )
+        .bind(owner)
+        .bind(until)
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(crate) async fn release_lease_impl(&self, id: Uuid, owner: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE upstream_identities SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2")
+            .bind(id)
+            .bind(owner)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    pub(crate) async fn save_identity_impl(
+        &self,
+        i: &UpstreamIdentityRecord,
+        owner: &str,
+        events: &[NewEvent],
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let done = sqlx::query(
+            "UPDATE upstream_identities SET access_key = $1, access_ct = $2, refresh_key = $3, refresh_ct = $4, \
+             token_type = $5, expires_at = $6, status = $7, last_refreshed_at = $8, failure_count = $9, \
+             last_error = $10, next_attempt_at = $11, lease_owner = NULL, lease_until = NULL \
+             WHERE id = $12 AND lease_owner = $13",
+        )
+        .bind(i.access_token.as_ref().map(|c| c.key_id.clone()))
+        .bind(i.access_token.as_ref().map(|c| c.bytes.clone()))
+        .bind(i.refresh_token.as_ref().map(|c| c.key_id.clone()))
+        .bind(i.refresh_token.as_ref().map(|c| c.bytes.clone()))
+        .bind(&i.token_type)
+        .bind(i.expires_at)
+        .bind(i.status.as_str())
+        .bind(i.last_refreshed_at)
+        .bind(i.failure_count)
+        .bind(&i.last_error)
+        .bind(i.next_attempt_at)
+        .bind(i.id)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict("lease".into()));
+        }
+        crate::store::insert_events(&mut tx, events).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    pub(crate) async fn identities_due_impl(
+        &self,
+        before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<UpstreamIdentityRecord>> {
+        sqlx::query(
+            "SELECT * FROM upstream_identities WHERE status = 'active' \
+             AND (expires_at IS NULL OR expires_at < $1) \
+             AND (next_attempt_at IS NULL OR next_attempt_at <= $2) \
+             ORDER BY expires_at NULLS FIRST LIMIT $3",
+        )
+        .bind(before)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(identity)
+        .collect()
+    }
+}
