@@ -136,6 +136,16 @@ impl Keyring {
         Keyring { primary, old }
     }
 
+    /// Every key, the primary first.
+    pub fn all(&self) -> impl Iterator<Item = &ServerKey> {
+        std::iter::once(&self.primary).chain(self.old.iter())
+    }
+
+    /// Whether `sealed` was made by the primary key.
+    pub fn is_current(&self, sealed: &Ciphertext) -> bool {
+        sealed.key_id == self.primary.id
+    }
+
     /// The key new ciphertexts are sealed with.
     pub fn primary(&self) -> &ServerKey {
         &self.primary

@@ -405,7 +405,6 @@ http_tests! {
         oauth2_provider(&app, &server, "idp", json!({})).await;
         Mock::given(method("POST")).and(path("/token"))
             .respond_with(ok_answer("renewed", None))
-            .expect(1)
             .mount(&server)
             .await;
         let now = rotor_core::Clock::now(&*app.clock);
@@ -416,6 +415,19 @@ http_tests! {
         assert_eq!(app.service.refresh_due().await.unwrap(), 1);
         let (_, t) = token(&app, &due).await;
         assert_eq!(t["accessToken"], "renewed");
-        server.verify().await;
+        // Long-lived tokens nobody asks for are still refreshed every 7 days,
+        // so their refresh tokens never expire from idleness.
+        let month = (now + chrono::Duration::days(30)).to_rfc3339();
+        let quiet = identity(&app, json!({"provider": "idp", "externalId": "c", "refreshToken": "r3", "accessToken": "quiet", "expiresAt": month})).await;
+        app.advance(chrono::Duration::days(6));
+        app.service.refresh_due().await.unwrap();
+        let sent: Vec<_> = server.received_requests().await.unwrap().iter().map(|r| form(r)["refresh_token"].clone()).collect();
+        assert!(!sent.contains(&"r3".to_owned()), "not yet idle for 7 days: {sent:?}");
+        app.advance(chrono::Duration::days(2));
+        app.service.refresh_due().await.unwrap();
+        let sent: Vec<_> = server.received_requests().await.unwrap().iter().map(|r| form(r)["refresh_token"].clone()).collect();
+        assert!(sent.contains(&"r3".to_owned()), "the quiet identity was refreshed: {sent:?}");
+        let (_, shown) = app.admin_get(&format!("/api/0/upstream/identities/{quiet}/")).await;
+        assert!(shown["lastRefreshedAt"].is_string());
     }
 }

@@ -236,18 +236,20 @@ impl PgStore {
     pub(crate) async fn identities_due_impl(
         &self,
         before: DateTime<Utc>,
+        idle_before: DateTime<Utc>,
         now: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<UpstreamIdentityRecord>> {
         sqlx::query(
             "SELECT * FROM upstream_identities WHERE status = 'active' \
-             AND (expires_at IS NULL OR expires_at < $1) \
+             AND (expires_at IS NULL OR expires_at < $1 OR COALESCE(last_refreshed_at, created_at) < $4) \
              AND (next_attempt_at IS NULL OR next_attempt_at <= $2) \
              ORDER BY expires_at NULLS FIRST LIMIT $3",
         )
         .bind(before)
         .bind(now)
         .bind(i64::from(limit))
+        .bind(idle_before)
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use rotor_core::Ciphertext;
 use rotor_core::{
     App, Event, EventFilter, Grant, Installation, InstallationStatus, IssuedToken, NewEvent,
     TokenHash, UpstreamIdentityRecord, UpstreamProvider, UsedJti,
@@ -595,13 +596,56 @@ impl Store for SqliteStore {
         self.save_identity_impl(i, owner, events).await
     }
 
+    async fn reseal_provider(
+        &self,
+        key: &str,
+        old: &Ciphertext,
+        new: &Ciphertext,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE upstream_providers SET secrets_key = ?, secrets_ct = ? WHERE key = ? AND secrets_key = ? AND secrets_ct = ?")
+            .bind(&new.key_id)
+            .bind(&new.bytes)
+            .bind(key)
+            .bind(&old.key_id)
+            .bind(&old.bytes)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn reseal_identity(
+        &self,
+        id: Uuid,
+        old: (Option<&Ciphertext>, Option<&Ciphertext>),
+        new: (Option<&Ciphertext>, Option<&Ciphertext>),
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE upstream_identities SET access_key = ?, access_ct = ?, refresh_key = ?, refresh_ct = ? \
+             WHERE id = ? AND access_ct IS ? AND refresh_ct IS ?",
+        )
+        .bind(new.0.map(|c| c.key_id.clone()))
+        .bind(new.0.map(|c| c.bytes.clone()))
+        .bind(new.1.map(|c| c.key_id.clone()))
+        .bind(new.1.map(|c| c.bytes.clone()))
+        .bind(id.to_string())
+        .bind(old.0.map(|c| c.bytes.clone()))
+        .bind(old.1.map(|c| c.bytes.clone()))
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn identities_due(
         &self,
         before: DateTime<Utc>,
+        idle_before: DateTime<Utc>,
         now: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<UpstreamIdentityRecord>> {
-        self.identities_due_impl(before, now, limit).await
+        self.identities_due_impl(before, idle_before, now, limit)
+            .await
     }
 
     async fn record_event(&self, e: &NewEvent) -> StoreResult<()> {

@@ -250,16 +250,18 @@ impl SqliteStore {
     pub(crate) async fn identities_due_impl(
         &self,
         before: DateTime<Utc>,
+        idle_before: DateTime<Utc>,
         now: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<UpstreamIdentityRecord>> {
         sqlx::query(
             "SELECT * FROM upstream_identities WHERE status = 'active' \
-             AND (expires_at IS NULL OR expires_at < ?) \
+             AND (expires_at IS NULL OR expires_at < ? OR COALESCE(last_refreshed_at, created_at) < ?) \
              AND (next_attempt_at IS NULL OR next_attempt_at <= ?) \
              ORDER BY expires_at LIMIT ?",
         )
         .bind(ts(before))
+        .bind(ts(idle_before))
         .bind(ts(now))
         .bind(i64::from(limit))
         .fetch_all(&self.reader)

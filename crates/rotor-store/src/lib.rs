@@ -18,8 +18,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rotor_core::{
-    App, Event, EventFilter, Grant, Installation, InstallationStatus, IssuedToken, NewEvent,
-    TokenHash, UpstreamIdentityRecord, UpstreamProvider, UsedJti,
+    App, Ciphertext, Event, EventFilter, Grant, Installation, InstallationStatus, IssuedToken,
+    NewEvent, TokenHash, UpstreamIdentityRecord, UpstreamProvider, UsedJti,
 };
 use uuid::Uuid;
 
@@ -219,11 +219,29 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         owner: &str,
         events: &[NewEvent],
     ) -> StoreResult<()>;
-    /// Active identities whose access token expires before `before` and whose
-    /// next attempt is due at `now`, soonest first, at most `limit`.
+    /// Compare-and-swap of a provider's sealed secrets (key rotation):
+    /// replaces `old` by `new`; answers whether it did.
+    async fn reseal_provider(
+        &self,
+        key: &str,
+        old: &Ciphertext,
+        new: &Ciphertext,
+    ) -> StoreResult<bool>;
+    /// Compare-and-swap of an identity's sealed tokens (key rotation): only
+    /// when both still equal `old`; answers whether it did.
+    async fn reseal_identity(
+        &self,
+        id: Uuid,
+        old: (Option<&Ciphertext>, Option<&Ciphertext>),
+        new: (Option<&Ciphertext>, Option<&Ciphertext>),
+    ) -> StoreResult<bool>;
+    /// Active identities whose next attempt is due at `now` and whose access
+    /// token expires before `before`, or that were last refreshed (or
+    /// created) before `idle_before`; soonest expiry first, at most `limit`.
     async fn identities_due(
         &self,
         before: DateTime<Utc>,
+        idle_before: DateTime<Utc>,
         now: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<UpstreamIdentityRecord>>;

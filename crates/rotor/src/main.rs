@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod demo;
+mod more;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -86,6 +87,12 @@ enum Command {
     /// Manage installations.
     #[command(subcommand)]
     Installs(InstallsCommand),
+    /// Upstream providers and identities.
+    #[command(subcommand)]
+    Upstream(more::UpstreamCommand),
+    /// Server keys: generate one, re-seal secrets under the current one.
+    #[command(subcommand)]
+    Keys(more::KeysCommand),
 }
 
 #[derive(Args, Debug)]
@@ -251,6 +258,17 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
             Ok(())
+        }
+        Command::Upstream(cmd) => {
+            let state = startup::build_default(&config(&cli.db, None)).await?;
+            more::upstream(&state.service, cmd).await
+        }
+        Command::Keys(more::KeysCommand::Generate) => {
+            more::keys(None, more::KeysCommand::Generate).await
+        }
+        Command::Keys(cmd) => {
+            let state = startup::build_default(&config(&cli.db, None)).await?;
+            more::keys(Some(&state.service), cmd).await
         }
         Command::Installs(cmd) => {
             let state = startup::build_default(&config(&cli.db, None)).await?;

@@ -154,3 +154,93 @@ fn serve_demo_prints_commands_that_work() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn keys_rotate_reseals_everything_under_the_new_key() {
+    let dir = tempfile::tempdir().unwrap();
+    json_of(
+        rotor(dir.path())
+            .args(["apps", "create", "--name", "A", "--scope", "project:read"])
+            .output()
+            .unwrap(),
+    );
+    let provider = r#"{"clientId": "c", "clientSecret": "s"}"#;
+    json_of(
+        rotor(dir.path())
+            .args([
+                "upstream",
+                "providers",
+                "add",
+                "--key",
+                "g",
+                "--kind",
+                "google",
+                "--config",
+                provider,
+            ])
+            .output()
+            .unwrap(),
+    );
+    let ident = json_of(
+        rotor(dir.path())
+            .args([
+                "upstream",
+                "identities",
+                "add",
+                "--provider",
+                "g",
+                "--external-id",
+                "u",
+                "--refresh-token",
+                "rt",
+            ])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(ident["status"], "active");
+    let listed = json_of(
+        rotor(dir.path())
+            .args(["upstream", "identities", "list"])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        !listed.to_string().contains("\"rt\""),
+        "no secret is printed"
+    );
+    let old = std::fs::read_to_string(dir.path().join("rotor.db.key")).unwrap();
+    let new = String::from_utf8(
+        rotor(dir.path())
+            .args(["keys", "generate"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let rotate = |old_keys: Option<&str>| {
+        let mut c = rotor(dir.path());
+        c.args(["keys", "rotate"])
+            .env("ROTOR_SECRET_KEY", new.trim());
+        if let Some(o) = old_keys {
+            c.env("ROTOR_SECRET_KEYS_OLD", o.trim());
+        }
+        json_of(c.output().unwrap())
+    };
+    let first = rotate(Some(&old));
+    assert_eq!(
+        (
+            first["apps"].as_i64(),
+            first["providers"].as_i64(),
+            first["identities"].as_i64()
+        ),
+        (Some(1), Some(1), Some(1)),
+        "{first}"
+    );
+    // Now the new key alone opens everything: nothing left to re-seal.
+    let second = rotate(None);
+    assert_eq!(
+        (second["apps"].as_i64(), second["skipped"].as_i64()),
+        (Some(0), Some(0)),
+        "{second}"
+    );
+}

@@ -261,7 +261,7 @@ impl Service {
             return self.retired_refresh(app, &inst, &old, &presented, ip).await;
         }
 
-        let (access, refresh) = self.successor_tokens(&presented);
+        let (access, refresh) = self.successor_tokens(&presented, 0);
         let record = self.new_pair(app, &inst, Some(&old), &access, &refresh);
         let events = self.exchange_events(app, &inst, ExchangeType::Refresh, ip);
         match self.store.rotate_refresh(old.id, &record, &events).await? {
@@ -295,8 +295,23 @@ impl Service {
         ip: Option<&str>,
     ) -> ServiceResult<Issued> {
         let now = self.now();
-        let (access, refresh) = self.successor_tokens(presented);
-        let successor = self.store.token_by_refresh(&refresh.hash()).await?;
+        // Derived under the current key, or under an older one when the pair
+        // was rotated before a key rotation.
+        let mut found = None;
+        for k in 0..self.successor_keys.len() {
+            let (access, refresh) = self.successor_tokens(presented, k);
+            if let Some(s) = self.store.token_by_refresh(&refresh.hash()).await? {
+                found = Some((access, refresh, s));
+                break;
+            }
+        }
+        let (access, refresh, successor) = match found {
+            Some((a, r, s)) => (a, r, Some(s)),
+            None => {
+                let (a, r) = self.successor_tokens(presented, 0);
+                (a, r, None)
+            }
+        };
         let event = |kind: &str, detail: &str| NewEvent {
             kind: kind.into(),
             installation_id: Some(inst.id),
@@ -343,11 +358,12 @@ impl Service {
 
     /// The successor pair of a refresh token: HMAC-derived under the server
     /// key, so the same presented token always yields the same pair.
-    fn successor_tokens(&self, presented: &Token) -> (Token, Token) {
+    fn successor_tokens(&self, presented: &Token, key: usize) -> (Token, Token) {
         let input = presented.expose().as_bytes();
+        let key = &self.successor_keys[key];
         (
-            Token::derive(TokenKind::Access, &self.successor_key, input),
-            Token::derive(TokenKind::Refresh, &self.successor_key, input),
+            Token::derive(TokenKind::Access, key, input),
+            Token::derive(TokenKind::Refresh, key, input),
         )
     }
 

@@ -7,6 +7,7 @@ mod apps;
 mod exchange;
 mod installs;
 mod jwt;
+mod keys;
 mod tokens;
 pub mod upstream;
 
@@ -19,6 +20,7 @@ pub use apps::{AppPatch, CreatedApp, NewApp};
 pub use exchange::{ClientAuth, Issued};
 pub use installs::CreatedInstallation;
 pub use jwt::MAX_JWT_LIFETIME;
+pub use keys::Resealed;
 pub use tokens::{Introspection, Introspector};
 
 /// Why a use case did not complete.
@@ -60,7 +62,9 @@ pub struct Service {
     /// Derives a refresh's successor pair from the presented refresh token,
     /// so that a replay within the grace window can be answered with the same
     /// pair without storing it. Derived once from the server key.
-    successor_key: [u8; 32],
+    /// The first is the primary key's; older keys' follow, so a replay that
+    /// spans a key rotation still finds its successor.
+    successor_keys: Arc<Vec<[u8; 32]>>,
 }
 
 impl std::fmt::Debug for Service {
@@ -70,7 +74,7 @@ impl std::fmt::Debug for Service {
             .field("clock", &self.clock)
             .field("keyring", &self.keyring)
             .field("lifetimes", &self.lifetimes)
-            .field("successor_key", &"[redacted]")
+            .field("successor_keys", &"[redacted]")
             .finish()
     }
 }
@@ -78,14 +82,19 @@ impl std::fmt::Debug for Service {
 impl Service {
     /// Builds the service over a store, a clock and the server keyring.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, keyring: Keyring) -> Self {
-        let successor_key = keyring.primary().subkey("refresh-successor");
+        let successor_keys = Arc::new(
+            keyring
+                .all()
+                .map(|k| k.subkey("refresh-successor"))
+                .collect::<Vec<_>>(),
+        );
         Self {
             store,
             clock,
             keyring: Arc::new(keyring),
             lifetimes: Lifetimes::default(),
             upstream: None,
-            successor_key,
+            successor_keys,
         }
     }
 

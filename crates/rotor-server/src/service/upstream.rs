@@ -23,6 +23,10 @@ use super::{Service, ServiceError, ServiceResult};
 
 /// How long a node may hold an identity's refresh lease.
 const LEASE: Duration = Duration::seconds(30);
+/// Identities nobody asked for are refreshed at least this often, so that
+/// their refresh tokens never expire from idleness (providers' idle limits
+/// are weeks to months).
+pub const IDLE_REFRESH: Duration = Duration::days(7);
 /// How long a caller waits for another node's refresh before giving up.
 const WAIT_FOR_OTHER_NODE: StdDuration = StdDuration::from_secs(10);
 
@@ -439,21 +443,24 @@ impl Service {
 
     /// One pass of the background refresher: renews identities whose token
     /// expires within their margin (min(5 min, 10% of lifetime) unless the
-    /// provider says otherwise). Answers how many were refreshed.
+    /// provider says otherwise), and those nobody has refreshed for
+    /// [`IDLE_REFRESH`]. Answers how many were refreshed.
     pub async fn refresh_due(&self) -> ServiceResult<usize> {
         let now = self.now();
+        let idle_before = now - IDLE_REFRESH;
         let due = self
             .store
-            .identities_due(now + Duration::minutes(5), now, 100)
+            .identities_due(now + Duration::minutes(5), idle_before, now, 100)
             .await?;
         let mut done = 0;
         for ident in due {
             let margin = self.margin(&ident).await;
-            if ident.expires_at.is_some_and(|e| e - now > margin) {
+            let idle = ident.last_refreshed_at.unwrap_or(ident.created_at) < idle_before;
+            if !idle && ident.expires_at.is_some_and(|e| e - now > margin) {
                 continue;
             }
             match self
-                .upstream_token(&ident.id.to_string(), margin, false)
+                .upstream_token(&ident.id.to_string(), margin, idle)
                 .await
             {
                 Ok(_) => done += 1,

@@ -1,0 +1,179 @@
+//! `rotor upstream …` and `rotor keys …`: the upstream API and key rotation
+//! on the command line, working on the database directly.
+
+use anyhow::Context;
+use clap::Subcommand;
+use rotor_core::ServerKey;
+use rotor_server::Service;
+use serde_json::{json, Value};
+
+#[derive(Subcommand, Debug)]
+pub enum UpstreamCommand {
+    /// Upstream providers.
+    #[command(subcommand)]
+    Providers(ProvidersCommand),
+    /// Upstream identities.
+    #[command(subcommand)]
+    Identities(IdentitiesCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProvidersCommand {
+    /// Add a provider: `--config` is the JSON of API.md (secrets included).
+    Add {
+        /// Unique key.
+        #[arg(long)]
+        key: String,
+        /// oauth2, azure-devops, entra, github-app, app-store-connect, slack, google, atlassian.
+        #[arg(long)]
+        kind: String,
+        /// Configuration JSON, or @FILE to read it from a file.
+        #[arg(long)]
+        config: String,
+    },
+    /// List providers (without secrets).
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum IdentitiesCommand {
+    /// Add an identity at a provider.
+    Add {
+        /// Provider key.
+        #[arg(long)]
+        provider: String,
+        /// Account id at the provider.
+        #[arg(long)]
+        external_id: String,
+        /// A granted scope (repeat for more).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Refresh token (read from ROTOR_UPSTREAM_REFRESH_TOKEN if unset).
+        #[arg(long, env = "ROTOR_UPSTREAM_REFRESH_TOKEN", hide_env_values = true)]
+        refresh_token: Option<String>,
+        /// GitHub App installation id.
+        #[arg(long)]
+        installation_id: Option<String>,
+    },
+    /// List identities (never a secret).
+    List,
+    /// Print a token valid for at least --min-valid-seconds (refreshing first if needed).
+    Token {
+        /// Identity id.
+        id: String,
+        /// Seconds the token must still be valid.
+        #[arg(long, default_value_t = 60)]
+        min_valid_seconds: i64,
+    },
+    /// Refresh now and print the new token.
+    Refresh {
+        /// Identity id.
+        id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Print a new random server key (standard base64 of 32 bytes).
+    Generate,
+    /// Re-seal every secret at rest under the primary key
+    /// (ROTOR_SECRET_KEY), opening old ones with ROTOR_SECRET_KEYS_OLD.
+    Rotate,
+}
+
+fn print(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn identity_json(i: &rotor_core::UpstreamIdentityRecord) -> Value {
+    json!({"id": i.id, "provider": i.provider, "externalId": i.external_id, "scopes": i.scopes,
+           "status": i.status.as_str(), "expiresAt": i.expires_at, "lastRefreshedAt": i.last_refreshed_at,
+           "failureCount": i.failure_count, "lastError": i.last_error})
+}
+
+pub async fn upstream(svc: &Service, cmd: UpstreamCommand) -> anyhow::Result<()> {
+    match cmd {
+        UpstreamCommand::Providers(ProvidersCommand::Add { key, kind, config }) => {
+            let text = match config.strip_prefix('@') {
+                Some(path) => {
+                    std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?
+                }
+                None => config,
+            };
+            let config: Value = serde_json::from_str(&text).context("--config is not JSON")?;
+            let (p, cfg) = svc.create_provider(&key, &kind, &config).await?;
+            print(&json!({"key": p.key, "kind": p.kind, "config": cfg}));
+        }
+        UpstreamCommand::Providers(ProvidersCommand::List) => {
+            let list = svc.list_providers().await?;
+            print(&json!(list
+                .iter()
+                .map(|p| json!({"key": p.key, "kind": p.kind,
+                                "config": serde_json::from_str::<Value>(&p.config).unwrap_or(Value::Null)}))
+                .collect::<Vec<_>>()));
+        }
+        UpstreamCommand::Identities(IdentitiesCommand::Add {
+            provider,
+            external_id,
+            scopes,
+            refresh_token,
+            installation_id,
+        }) => {
+            let i = svc
+                .create_identity(
+                    &provider,
+                    &external_id,
+                    scopes,
+                    None,
+                    refresh_token.as_deref(),
+                    None,
+                    installation_id,
+                )
+                .await?;
+            print(&identity_json(&i));
+        }
+        UpstreamCommand::Identities(IdentitiesCommand::List) => {
+            let list = svc.store.list_identities(10_000).await?;
+            print(&json!(list.iter().map(identity_json).collect::<Vec<_>>()));
+        }
+        UpstreamCommand::Identities(IdentitiesCommand::Token {
+            id,
+            min_valid_seconds,
+        }) => {
+            let t = svc
+                .upstream_token(
+                    &id,
+                    chrono::Duration::seconds(min_valid_seconds.max(0)),
+                    false,
+                )
+                .await?;
+            print(
+                &json!({"accessToken": t.access_token.expose(), "tokenType": t.token_type, "expiresAt": t.expires_at}),
+            );
+        }
+        UpstreamCommand::Identities(IdentitiesCommand::Refresh { id }) => {
+            let t = svc
+                .upstream_token(&id, chrono::Duration::zero(), true)
+                .await?;
+            print(
+                &json!({"accessToken": t.access_token.expose(), "tokenType": t.token_type, "expiresAt": t.expires_at}),
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn keys(svc: Option<&Service>, cmd: KeysCommand) -> anyhow::Result<()> {
+    match (cmd, svc) {
+        (KeysCommand::Generate, _) => println!("{}", ServerKey::generate().to_base64()),
+        (KeysCommand::Rotate, Some(svc)) => {
+            let r = svc.reseal_all().await?;
+            print(
+                &json!({"keyId": svc.keyring.primary().id(), "apps": r.apps, "providers": r.providers,
+                          "identities": r.identities, "skipped": r.skipped}),
+            );
+        }
+        (KeysCommand::Rotate, None) => anyhow::bail!("no database"),
+    }
+    Ok(())
+}
