@@ -25,4 +25,12 @@ fi
 psql "$ROTOR_TEST_POSTGRES_URL" -qAtc "SELECT 'DROP SCHEMA ' || quote_ident(nspname) || ' CASCADE;' FROM pg_namespace WHERE nspname LIKE 't\_%'" \
   | psql "$ROTOR_TEST_POSTGRES_URL" -q > /dev/null
 
+# The upstream end-to-end test drives a real OAuth server (node-oidc-provider).
+if command -v npm > /dev/null; then
+  echo "==> npm ci (tests/oidc: node-oidc-provider for the end-to-end test)"
+  npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error
+else
+  echo "warning: npm not found; the node-oidc-provider end-to-end test will be skipped" >&2
+fi
+
 cargo nextest run --workspace --locked --no-fail-fast "$@"

@@ -98,12 +98,20 @@ impl HttpClient for ReqwestClient {
             r = r.json(json);
         }
         let res = r.send().await.map_err(|e| {
+            // The whole source chain: "error sending request" alone says nothing.
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                text.push_str(": ");
+                text.push_str(&s.to_string());
+                source = s.source();
+            }
             if e.is_connect() {
-                TransportError::Connect(e.to_string())
+                TransportError::Connect(text)
             } else if e.is_timeout() {
-                TransportError::Timeout(e.to_string())
+                TransportError::Timeout(text)
             } else {
-                TransportError::Other(e.to_string())
+                TransportError::Other(text)
             }
         })?;
         let status = res.status().as_u16();
