@@ -198,3 +198,65 @@ async fn two_nodes_share_one_database_with_the_same_guarantees() {
         .unwrap();
     assert_eq!(res.status().as_u16(), 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_single_flight_holds_across_processes() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let Ok(pg) = std::env::var("ROTOR_TEST_POSTGRES_URL") else {
+        eprintln!("ROTOR_TEST_POSTGRES_URL is not set: skipped");
+        return;
+    };
+    let url = fresh_schema_url(&pg).await;
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let nodes = [start_node(&url, key), start_node(&url, key)];
+    let http = reqwest::Client::new();
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(
+                    json!({"access_token": "shared", "expires_in": 3600, "refresh_token": "rt-2"}),
+                )
+                .set_delay(std::time::Duration::from_millis(300)),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let res = http
+        .post(format!("{}/api/0/upstream/providers/", nodes[0].base))
+        .bearer_auth(ADMIN)
+        .json(&json!({"key": "idp", "kind": "oauth2", "config": {
+            "tokenUrl": format!("{}/token", server.uri()), "clientId": "c", "clientSecret": "s"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    let ident: Value = http
+        .post(format!("{}/api/0/upstream/identities/", nodes[1].base))
+        .bearer_auth(ADMIN)
+        .json(&json!({"provider": "idp", "externalId": "u", "refreshToken": "rt-1"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = ident["id"].as_str().unwrap();
+    let calls = (0..30).map(|n| {
+        http.post(format!(
+            "{}/api/0/upstream/identities/{id}/token/",
+            nodes[n % 2].base
+        ))
+        .bearer_auth(ADMIN)
+        .send()
+    });
+    for res in futures::future::join_all(calls).await {
+        let res = res.unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        let t: Value = res.json().await.unwrap();
+        assert_eq!(t["accessToken"], "shared");
+    }
+    server.verify().await;
+}
