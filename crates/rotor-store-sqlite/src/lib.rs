@@ -12,6 +12,7 @@
 //! the start and a compare-and-swap cannot be interleaved.
 #![forbid(unsafe_code)]
 
+mod group;
 mod rows;
 mod store;
 mod upstream;
@@ -64,6 +65,8 @@ impl SqliteConfig {
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Rotations waiting for the group-commit writer ([`group`]).
+    rotations: tokio::sync::mpsc::Sender<group::Job>,
 }
 
 impl SqliteStore {
@@ -100,7 +103,12 @@ impl SqliteStore {
             .connect_with(opts.read_only(true))
             .await
             .map_err(map_err)?;
-        Ok(Self { writer, reader })
+        let rotations = group::spawn(writer.clone());
+        Ok(Self {
+            writer,
+            reader,
+            rotations,
+        })
     }
 
     /// Closes both pools, waiting for connections in use.

@@ -17,7 +17,10 @@ use crate::{map_err, SqliteStore};
 const INSTALLATION_COLUMNS: &str = "i.id, i.app_id, a.slug AS app_slug, i.org_slug, i.status, \
     i.current_token_id, i.created_at, i.deleted_at FROM installations i JOIN apps a ON a.id = i.app_id";
 
-async fn insert_token(tx: &mut Transaction<'_, Sqlite>, t: &IssuedToken) -> StoreResult<()> {
+pub(crate) async fn insert_token(
+    tx: &mut Transaction<'_, Sqlite>,
+    t: &IssuedToken,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO tokens (id, family_id, installation_id, app_id, access_hash, refresh_hash, \
          scopes, expires_at, refresh_expires_at, created_at, parent_id, retired_at, revoked_at) \
@@ -133,7 +136,7 @@ impl SqliteStore {
             .transpose()
     }
 
-    async fn token_by_id_in(
+    pub(crate) async fn token_by_id_in(
         tx: &mut Transaction<'_, Sqlite>,
         id: Uuid,
     ) -> StoreResult<IssuedToken> {
@@ -398,38 +401,7 @@ impl Store for SqliteStore {
         successor: &IssuedToken,
         events: &[NewEvent],
     ) -> StoreResult<Rotation> {
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
-        // The compare-and-swap: retire the old pair only while it is live and
-        // its family stands. The first statement writes, so the write lock is
-        // held from here to commit.
-        let retired = sqlx::query(
-            "UPDATE tokens SET retired_at = ? WHERE id = ? AND retired_at IS NULL \
-             AND revoked_at IS NULL AND family_id = ? AND EXISTS (SELECT 1 FROM token_families f \
-             WHERE f.id = tokens.family_id AND f.revoked_at IS NULL)",
-        )
-        .bind(ts(successor.created_at))
-        .bind(old_id.to_string())
-        .bind(successor.family_id.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        if retired.rows_affected() == 0 {
-            let now = Self::token_by_id_in(&mut tx, old_id).await?;
-            tx.rollback().await.map_err(map_err)?;
-            return Ok(Rotation::Lost(Box::new(now)));
-        }
-        insert_token(&mut tx, successor).await?;
-        sqlx::query(
-            "UPDATE installations SET current_token_id = ? WHERE id = ? AND deleted_at IS NULL",
-        )
-        .bind(successor.id.to_string())
-        .bind(successor.installation_id.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        insert_events(&mut tx, events).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(Rotation::Rotated)
+        crate::group::rotate(&self.rotations, old_id, successor, events).await
     }
 
     async fn revoke_family(
