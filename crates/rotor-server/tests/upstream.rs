@@ -170,6 +170,12 @@ http_tests! {
         let id = identity(&app, json!({"provider": "idp", "externalId": "u1", "refreshToken": "rt-1"})).await;
         let (status, body) = token(&app, &id).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        // Within the backoff, callers are answered without asking the provider.
+        let (status, body) = token(&app, &id).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body["detail"].as_str().unwrap().contains("backoff"), "{body}");
+        assert_eq!(server.received_requests().await.unwrap().len(), 1);
+        app.advance(chrono::Duration::seconds(10));
         let (status, body) = token(&app, &id).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "a 200 without access_token is an error: {body}");
         assert!(body["detail"].as_str().unwrap().contains("access_token"));

@@ -285,6 +285,15 @@ impl Service {
         if fresh(&ident, min_valid, self.now()) && (!force || refreshed_since) {
             return self.hand_out(&ident);
         }
+        // Failing provider: wait out the backoff instead of hammering it on
+        // every call (a forced refresh still goes through).
+        if !force && ident.next_attempt_at.is_some_and(|t| t > self.now()) {
+            return Err(UpstreamError::Unavailable(format!(
+                "provider unavailable, retrying after backoff ({} failures): {}",
+                ident.failure_count,
+                ident.last_error.as_deref().unwrap_or("unknown error")
+            )));
+        }
         let ident = self.refresh_with_lease(ident, min_valid, force).await?;
         if fresh(&ident, min_valid, self.now()) {
             self.hand_out(&ident)
