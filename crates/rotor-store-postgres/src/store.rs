@@ -2,10 +2,9 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rotor_core::Ciphertext;
 use rotor_core::{
     App, Event, EventFilter, Grant, Installation, InstallationStatus, IssuedToken, NewEvent,
-    TokenHash, UpstreamIdentityRecord, UpstreamProvider, UsedJti,
+    TokenHash, UsedJti,
 };
 use rotor_store::{Purged, Rotation, Store, StoreError, StoreResult};
 use sqlx::{PgConnection, Postgres, Transaction};
@@ -496,109 +495,6 @@ impl Store for PgStore {
         };
         tx.commit().await.map_err(map_err)?;
         Ok(purged)
-    }
-
-    async fn insert_provider(&self, p: &UpstreamProvider) -> StoreResult<()> {
-        self.insert_provider_impl(p).await
-    }
-
-    async fn provider(&self, key: &str) -> StoreResult<Option<UpstreamProvider>> {
-        self.provider_impl(key).await
-    }
-
-    async fn list_providers(&self) -> StoreResult<Vec<UpstreamProvider>> {
-        self.list_providers_impl().await
-    }
-
-    async fn insert_identity(&self, i: &UpstreamIdentityRecord) -> StoreResult<()> {
-        self.insert_identity_impl(i).await
-    }
-
-    async fn identity(&self, id: Uuid) -> StoreResult<Option<UpstreamIdentityRecord>> {
-        self.identity_impl(id).await
-    }
-
-    async fn list_identities(&self, limit: u32) -> StoreResult<Vec<UpstreamIdentityRecord>> {
-        self.list_identities_impl(limit).await
-    }
-
-    async fn delete_identity(&self, id: Uuid) -> StoreResult<()> {
-        self.delete_identity_impl(id).await
-    }
-
-    async fn claim_identity_lease(
-        &self,
-        id: Uuid,
-        owner: &str,
-        until: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        self.claim_lease_impl(id, owner, until, now).await
-    }
-
-    async fn release_identity_lease(&self, id: Uuid, owner: &str) -> StoreResult<()> {
-        self.release_lease_impl(id, owner).await
-    }
-
-    async fn save_identity(
-        &self,
-        i: &UpstreamIdentityRecord,
-        owner: &str,
-        events: &[NewEvent],
-    ) -> StoreResult<()> {
-        self.save_identity_impl(i, owner, events).await
-    }
-
-    async fn reseal_provider(
-        &self,
-        key: &str,
-        old: &Ciphertext,
-        new: &Ciphertext,
-    ) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE upstream_providers SET secrets_key = $1, secrets_ct = $2 WHERE key = $3 AND secrets_key = $4 AND secrets_ct = $5")
-            .bind(&new.key_id)
-            .bind(&new.bytes)
-            .bind(key)
-            .bind(&old.key_id)
-            .bind(&old.bytes)
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn reseal_identity(
-        &self,
-        id: Uuid,
-        old: (Option<&Ciphertext>, Option<&Ciphertext>),
-        new: (Option<&Ciphertext>, Option<&Ciphertext>),
-    ) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE upstream_identities SET access_key = $1, access_ct = $2, refresh_key = $3, refresh_ct = $4 \
-             WHERE id = $5 AND access_ct IS NOT DISTINCT FROM $6 AND refresh_ct IS NOT DISTINCT FROM $7",
-        )
-        .bind(new.0.map(|c| c.key_id.clone()))
-        .bind(new.0.map(|c| c.bytes.clone()))
-        .bind(new.1.map(|c| c.key_id.clone()))
-        .bind(new.1.map(|c| c.bytes.clone()))
-        .bind(id)
-        .bind(old.0.map(|c| c.bytes.clone()))
-        .bind(old.1.map(|c| c.bytes.clone()))
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn identities_due(
-        &self,
-        before: DateTime<Utc>,
-        idle_before: DateTime<Utc>,
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> StoreResult<Vec<UpstreamIdentityRecord>> {
-        self.identities_due_impl(before, idle_before, now, limit)
-            .await
     }
 
     async fn record_event(&self, e: &NewEvent) -> StoreResult<()> {

@@ -1,8 +1,9 @@
 //! Upstream providers and identities on PostgreSQL.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rotor_core::{Ciphertext, IdentityStatus, NewEvent, UpstreamIdentityRecord, UpstreamProvider};
-use rotor_store::{StoreError, StoreResult};
+use rotor_store::{StoreError, StoreResult, UpstreamStore};
 use sqlx::postgres::PgRow;
 use sqlx::Row;
 use uuid::Uuid;
@@ -57,8 +58,9 @@ fn identity(row: &PgRow) -> StoreResult<UpstreamIdentityRecord> {
     })
 }
 
-impl PgStore {
-    pub(crate) async fn insert_provider_impl(&self, p: &UpstreamProvider) -> StoreResult<()> {
+#[async_trait]
+impl UpstreamStore for PgStore {
+    async fn insert_provider(&self, p: &UpstreamProvider) -> StoreResult<()> {
         sqlx::query("INSERT INTO upstream_providers (key, kind, config, secrets_key, secrets_ct, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(&p.key)
             .bind(&p.kind)
@@ -75,7 +77,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub(crate) async fn provider_impl(&self, key: &str) -> StoreResult<Option<UpstreamProvider>> {
+    async fn provider(&self, key: &str) -> StoreResult<Option<UpstreamProvider>> {
         sqlx::query("SELECT * FROM upstream_providers WHERE key = $1")
             .bind(key)
             .fetch_optional(&self.pool)
@@ -86,7 +88,7 @@ impl PgStore {
             .transpose()
     }
 
-    pub(crate) async fn list_providers_impl(&self) -> StoreResult<Vec<UpstreamProvider>> {
+    async fn list_providers(&self) -> StoreResult<Vec<UpstreamProvider>> {
         sqlx::query("SELECT * FROM upstream_providers ORDER BY key")
             .fetch_all(&self.pool)
             .await
@@ -96,7 +98,7 @@ impl PgStore {
             .collect()
     }
 
-    pub(crate) async fn insert_identity_impl(&self, i: &UpstreamIdentityRecord) -> StoreResult<()> {
+    async fn insert_identity(&self, i: &UpstreamIdentityRecord) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO upstream_identities (id, provider, external_id, scopes, access_key, access_ct, \
              refresh_key, refresh_ct, token_type, expires_at, installation_id, status, last_refreshed_at, \
@@ -126,10 +128,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub(crate) async fn identity_impl(
-        &self,
-        id: Uuid,
-    ) -> StoreResult<Option<UpstreamIdentityRecord>> {
+    async fn identity(&self, id: Uuid) -> StoreResult<Option<UpstreamIdentityRecord>> {
         sqlx::query("SELECT * FROM upstream_identities WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -140,10 +139,7 @@ impl PgStore {
             .transpose()
     }
 
-    pub(crate) async fn list_identities_impl(
-        &self,
-        limit: u32,
-    ) -> StoreResult<Vec<UpstreamIdentityRecord>> {
+    async fn list_identities(&self, limit: u32) -> StoreResult<Vec<UpstreamIdentityRecord>> {
         sqlx::query("SELECT * FROM upstream_identities ORDER BY created_at LIMIT $1")
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
@@ -154,7 +150,7 @@ impl PgStore {
             .collect()
     }
 
-    pub(crate) async fn delete_identity_impl(&self, id: Uuid) -> StoreResult<()> {
+    async fn delete_identity(&self, id: Uuid) -> StoreResult<()> {
         let done = sqlx::query("DELETE FROM upstream_identities WHERE id = $1")
             .bind(id)
             .execute(&self.pool)
@@ -166,7 +162,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub(crate) async fn claim_lease_impl(
+    async fn claim_identity_lease(
         &self,
         id: Uuid,
         owner: &str,
@@ -187,7 +183,7 @@ impl PgStore {
         Ok(done.rows_affected() == 1)
     }
 
-    pub(crate) async fn release_lease_impl(&self, id: Uuid, owner: &str) -> StoreResult<()> {
+    async fn release_identity_lease(&self, id: Uuid, owner: &str) -> StoreResult<()> {
         sqlx::query("UPDATE upstream_identities SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2")
             .bind(id)
             .bind(owner)
@@ -197,7 +193,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub(crate) async fn save_identity_impl(
+    async fn save_identity(
         &self,
         i: &UpstreamIdentityRecord,
         owner: &str,
@@ -233,7 +229,7 @@ impl PgStore {
         tx.commit().await.map_err(map_err)
     }
 
-    pub(crate) async fn identities_due_impl(
+    async fn identities_due(
         &self,
         before: DateTime<Utc>,
         idle_before: DateTime<Utc>,
@@ -256,5 +252,46 @@ impl PgStore {
         .iter()
         .map(identity)
         .collect()
+    }
+
+    async fn reseal_provider(
+        &self,
+        key: &str,
+        old: &Ciphertext,
+        new: &Ciphertext,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE upstream_providers SET secrets_key = $1, secrets_ct = $2 WHERE key = $3 AND secrets_key = $4 AND secrets_ct = $5")
+            .bind(&new.key_id)
+            .bind(&new.bytes)
+            .bind(key)
+            .bind(&old.key_id)
+            .bind(&old.bytes)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn reseal_identity(
+        &self,
+        id: Uuid,
+        old: (Option<&Ciphertext>, Option<&Ciphertext>),
+        new: (Option<&Ciphertext>, Option<&Ciphertext>),
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE upstream_identities SET access_key = $1, access_ct = $2, refresh_key = $3, refresh_ct = $4 \
+             WHERE id = $5 AND access_ct IS NOT DISTINCT FROM $6 AND refresh_ct IS NOT DISTINCT FROM $7",
+        )
+        .bind(new.0.map(|c| c.key_id.clone()))
+        .bind(new.0.map(|c| c.bytes.clone()))
+        .bind(new.1.map(|c| c.key_id.clone()))
+        .bind(new.1.map(|c| c.bytes.clone()))
+        .bind(id)
+        .bind(old.0.map(|c| c.bytes.clone()))
+        .bind(old.1.map(|c| c.bytes.clone()))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
     }
 }

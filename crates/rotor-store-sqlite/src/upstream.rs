@@ -1,8 +1,9 @@
 //! Upstream providers and identities on SQLite.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rotor_core::{Ciphertext, IdentityStatus, NewEvent, UpstreamIdentityRecord, UpstreamProvider};
-use rotor_store::{StoreError, StoreResult};
+use rotor_store::{StoreError, StoreResult, UpstreamStore};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use uuid::Uuid;
@@ -68,8 +69,9 @@ fn identity(row: &SqliteRow) -> StoreResult<UpstreamIdentityRecord> {
     })
 }
 
-impl SqliteStore {
-    pub(crate) async fn insert_provider_impl(&self, p: &UpstreamProvider) -> StoreResult<()> {
+#[async_trait]
+impl UpstreamStore for SqliteStore {
+    async fn insert_provider(&self, p: &UpstreamProvider) -> StoreResult<()> {
         sqlx::query("INSERT INTO upstream_providers (key, kind, config, secrets_key, secrets_ct, created_at) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(&p.key)
             .bind(&p.kind)
@@ -86,7 +88,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(crate) async fn provider_impl(&self, key: &str) -> StoreResult<Option<UpstreamProvider>> {
+    async fn provider(&self, key: &str) -> StoreResult<Option<UpstreamProvider>> {
         sqlx::query("SELECT * FROM upstream_providers WHERE key = ?")
             .bind(key)
             .fetch_optional(&self.reader)
@@ -97,7 +99,7 @@ impl SqliteStore {
             .transpose()
     }
 
-    pub(crate) async fn list_providers_impl(&self) -> StoreResult<Vec<UpstreamProvider>> {
+    async fn list_providers(&self) -> StoreResult<Vec<UpstreamProvider>> {
         sqlx::query("SELECT * FROM upstream_providers ORDER BY key")
             .fetch_all(&self.reader)
             .await
@@ -107,7 +109,7 @@ impl SqliteStore {
             .collect()
     }
 
-    pub(crate) async fn insert_identity_impl(&self, i: &UpstreamIdentityRecord) -> StoreResult<()> {
+    async fn insert_identity(&self, i: &UpstreamIdentityRecord) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO upstream_identities (id, provider, external_id, scopes, access_key, access_ct, \
              refresh_key, refresh_ct, token_type, expires_at, installation_id, status, last_refreshed_at, \
@@ -137,10 +139,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(crate) async fn identity_impl(
-        &self,
-        id: Uuid,
-    ) -> StoreResult<Option<UpstreamIdentityRecord>> {
+    async fn identity(&self, id: Uuid) -> StoreResult<Option<UpstreamIdentityRecord>> {
         // Every read is its own WAL snapshot: a refresher that just won the
         // lease sees the newest committed refresh.
         sqlx::query("SELECT * FROM upstream_identities WHERE id = ?")
@@ -153,10 +152,7 @@ impl SqliteStore {
             .transpose()
     }
 
-    pub(crate) async fn list_identities_impl(
-        &self,
-        limit: u32,
-    ) -> StoreResult<Vec<UpstreamIdentityRecord>> {
+    async fn list_identities(&self, limit: u32) -> StoreResult<Vec<UpstreamIdentityRecord>> {
         sqlx::query("SELECT * FROM upstream_identities ORDER BY created_at LIMIT ?")
             .bind(i64::from(limit))
             .fetch_all(&self.reader)
@@ -167,7 +163,7 @@ impl SqliteStore {
             .collect()
     }
 
-    pub(crate) async fn delete_identity_impl(&self, id: Uuid) -> StoreResult<()> {
+    async fn delete_identity(&self, id: Uuid) -> StoreResult<()> {
         let done = sqlx::query("DELETE FROM upstream_identities WHERE id = ?")
             .bind(id.to_string())
             .execute(&self.writer)
@@ -179,7 +175,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(crate) async fn claim_lease_impl(
+    async fn claim_identity_lease(
         &self,
         id: Uuid,
         owner: &str,
@@ -201,7 +197,7 @@ impl SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    pub(crate) async fn release_lease_impl(&self, id: Uuid, owner: &str) -> StoreResult<()> {
+    async fn release_identity_lease(&self, id: Uuid, owner: &str) -> StoreResult<()> {
         sqlx::query("UPDATE upstream_identities SET lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?")
             .bind(id.to_string())
             .bind(owner)
@@ -211,7 +207,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(crate) async fn save_identity_impl(
+    async fn save_identity(
         &self,
         i: &UpstreamIdentityRecord,
         owner: &str,
@@ -247,7 +243,7 @@ impl SqliteStore {
         tx.commit().await.map_err(map_err)
     }
 
-    pub(crate) async fn identities_due_impl(
+    async fn identities_due(
         &self,
         before: DateTime<Utc>,
         idle_before: DateTime<Utc>,
@@ -270,5 +266,46 @@ impl SqliteStore {
         .iter()
         .map(identity)
         .collect()
+    }
+
+    async fn reseal_provider(
+        &self,
+        key: &str,
+        old: &Ciphertext,
+        new: &Ciphertext,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE upstream_providers SET secrets_key = ?, secrets_ct = ? WHERE key = ? AND secrets_key = ? AND secrets_ct = ?")
+            .bind(&new.key_id)
+            .bind(&new.bytes)
+            .bind(key)
+            .bind(&old.key_id)
+            .bind(&old.bytes)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn reseal_identity(
+        &self,
+        id: Uuid,
+        old: (Option<&Ciphertext>, Option<&Ciphertext>),
+        new: (Option<&Ciphertext>, Option<&Ciphertext>),
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE upstream_identities SET access_key = ?, access_ct = ?, refresh_key = ?, refresh_ct = ? \
+             WHERE id = ? AND access_ct IS ? AND refresh_ct IS ?",
+        )
+        .bind(new.0.map(|c| c.key_id.clone()))
+        .bind(new.0.map(|c| c.bytes.clone()))
+        .bind(new.1.map(|c| c.key_id.clone()))
+        .bind(new.1.map(|c| c.bytes.clone()))
+        .bind(id.to_string())
+        .bind(old.0.map(|c| c.bytes.clone()))
+        .bind(old.1.map(|c| c.bytes.clone()))
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
     }
 }

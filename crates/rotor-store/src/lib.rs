@@ -75,9 +75,10 @@ impl Purged {
     }
 }
 
-/// The Rotor store.
+/// The Rotor store: issued tokens and their apps and installations here,
+/// upstream identities in the [`UpstreamStore`] part of the contract.
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+pub trait Store: UpstreamStore + Send + Sync + std::fmt::Debug + 'static {
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;
 
@@ -180,8 +181,19 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// and families left without pairs. Call again while it deletes anything.
     async fn purge_expired(&self, now: DateTime<Utc>, batch: u32) -> StoreResult<Purged>;
 
-    // ---- upstream ----
+    // ---- events ----
 
+    /// Appends an event or audit record.
+    async fn record_event(&self, event: &NewEvent) -> StoreResult<()>;
+    /// Events matching `filter`, newest first.
+    async fn list_events(&self, filter: &EventFilter) -> StoreResult<Vec<Event>>;
+}
+
+/// The upstream part of the store contract: providers, identities and the
+/// refresh lease that keeps refreshes of one identity exactly-once across
+/// nodes.
+#[async_trait]
+pub trait UpstreamStore: Send + Sync {
     /// Stores a provider; `Conflict("provider")` when the key is taken.
     async fn insert_provider(&self, provider: &UpstreamProvider) -> StoreResult<()>;
     /// The provider with this key.
@@ -245,11 +257,4 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         now: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<UpstreamIdentityRecord>>;
-
-    // ---- events ----
-
-    /// Appends an event or audit record.
-    async fn record_event(&self, event: &NewEvent) -> StoreResult<()>;
-    /// Events matching `filter`, newest first.
-    async fn list_events(&self, filter: &EventFilter) -> StoreResult<Vec<Event>>;
 }

@@ -73,15 +73,7 @@ async fn create_app(
     body: Result<JsonObject, ApiError>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let body = body?;
-    let mut missing = Vec::new();
-    for f in ["name", "scopes"] {
-        if body.0.get(f).is_none_or(Value::is_null) {
-            missing.push(f);
-        }
-    }
-    if !missing.is_empty() {
-        return Err(ApiError::MissingFields(missing));
-    }
+    body.require_present(&["name", "scopes"])?;
     let b: AppBody = body.into_typed()?;
     let created = st
         .service

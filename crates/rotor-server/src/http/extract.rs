@@ -29,6 +29,20 @@ impl JsonObject {
         }
     }
 
+    /// `400` listing every one of `names` that is absent or null.
+    pub fn require_present(&self, names: &[&'static str]) -> Result<(), ApiError> {
+        let missing: Vec<_> = names
+            .iter()
+            .copied()
+            .filter(|f| self.0.get(*f).is_none_or(Value::is_null))
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::MissingFields(missing))
+        }
+    }
+
     /// An optional string field (absent or null is `None`).
     pub fn opt_str(&self, name: &str) -> Option<&str> {
         self.0.get(name).and_then(Value::as_str)

@@ -71,15 +71,7 @@ async fn create_provider(
     body: Result<JsonObject, ApiError>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let body = body?;
-    let mut missing = Vec::new();
-    for f in ["key", "kind", "config"] {
-        if body.0.get(f).is_none_or(Value::is_null) {
-            missing.push(f);
-        }
-    }
-    if !missing.is_empty() {
-        return Err(ApiError::MissingFields(missing));
-    }
+    body.require_present(&["key", "kind", "config"])?;
     let key = body
         .required_str("key")
         .map_err(|f| ApiError::field(f, "Must be a string."))?;
@@ -127,15 +119,7 @@ async fn create_identity(
     body: Result<JsonObject, ApiError>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let body = body?;
-    let mut missing = Vec::new();
-    for f in ["provider", "externalId"] {
-        if body.0.get(f).is_none_or(Value::is_null) {
-            missing.push(f);
-        }
-    }
-    if !missing.is_empty() {
-        return Err(ApiError::MissingFields(missing));
-    }
+    body.require_present(&["provider", "externalId"])?;
     let b: IdentityBody = body.into_typed()?;
     let installation_id = match b.installation_id {
         None | Some(Value::Null) => None,
