@@ -21,8 +21,10 @@ use uuid::Uuid;
 use super::installs::log_event;
 use super::{Service, ServiceError, ServiceResult};
 
-/// How long a node may hold an identity's refresh lease.
-const LEASE: Duration = Duration::seconds(30);
+/// How long a node may hold an identity's refresh lease: longer than a
+/// refresh can take (two provider requests of at most 20 s each by default),
+/// so a slow refresh does not lose its lease to another node mid-way.
+const LEASE: Duration = Duration::seconds(90);
 /// Identities nobody asked for are refreshed at least this often, so that
 /// their refresh tokens never expire from idleness (providers' idle limits
 /// are weeks to months).
@@ -444,10 +446,18 @@ impl Service {
             }
         };
         log_event(&ev);
-        self.store
+        match self
+            .store
             .save_identity(&ident, &up.node, std::slice::from_ref(&ev))
-            .await?;
-        outcome.map(|()| ident)
+            .await
+        {
+            Ok(()) => outcome.map(|()| ident),
+            // Our lease ran out and another node took over: its result wins.
+            Err(StoreError::Conflict(_)) => Err(UpstreamError::Unavailable(
+                "the refresh took longer than its lease; try again".into(),
+            )),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// One pass of the background refresher: renews identities whose token
