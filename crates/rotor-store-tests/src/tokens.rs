@@ -1,0 +1,341 @@
+//! Conformance cases for grants, rotation, revocation, jtis and the janitor.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use rotor_core::{EventFilter, InstallationStatus, NewEvent, Token, TokenKind, UsedJti};
+use rotor_store::{Rotation, Store, StoreError};
+use uuid::Uuid;
+
+use crate::*;
+
+pub async fn grant_exchange_is_single_use<S: Store>(store: Arc<S>) {
+    let (app, inst, code) = installed(&*store, "acme").await;
+    let p = first_pair(&*store, &app, &inst, &code).await;
+    assert_eq!(
+        store.grant(&code.hash()).await.unwrap(),
+        None,
+        "grant consumed"
+    );
+    let again = pair(&app, &inst, Uuid::new_v4(), None);
+    assert!(matches!(
+        store.exchange_grant(&code.hash(), &again, false, &[]).await,
+        Err(StoreError::Conflict(w)) if w == "grant_used"
+    ));
+    assert_eq!(
+        store.token_by_refresh(&again.refresh_hash).await.unwrap(),
+        None
+    );
+    let got = store.installation(inst.id).await.unwrap().unwrap();
+    assert_eq!(got.current_token_id, Some(p.id));
+    assert_eq!(got.status, InstallationStatus::Pending);
+}
+
+pub async fn exchange_marks_installed_when_asked<S: Store>(store: Arc<S>) {
+    let (app, inst, code) = installed(&*store, "acme").await;
+    let p = pair(&app, &inst, Uuid::new_v4(), None);
+    store
+        .exchange_grant(&code.hash(), &p, true, &[])
+        .await
+        .unwrap();
+    let got = store.installation(inst.id).await.unwrap().unwrap();
+    assert_eq!(got.status, InstallationStatus::Installed);
+}
+
+pub async fn rotation_is_compare_and_swap<S: Store>(store: Arc<S>) {
+    let (app, inst, code) = installed(&*store, "acme").await;
+    let p = first_pair(&*store, &app, &inst, &code).await;
+    let next = successor(&app, &inst, &p);
+    assert_eq!(
+        store.rotate_refresh(p.id, &next, &[]).await.unwrap(),
+        Rotation::Rotated
+    );
+    let old = store
+        .token_by_refresh(&p.refresh_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(old.retired_at, Some(next.created_at));
+    let stored = store
+        .token_by_refresh(&next.refresh_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored, next);
+    assert_eq!(
+        store
+            .installation(inst.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .current_token_id,
+        Some(next.id)
+    );
+    let loser = successor(&app, &inst, &p);
+    match store.rotate_refresh(p.id, &loser, &[]).await.unwrap() {
+        Rotation::Lost(t) => assert_eq!(t.retired_at, Some(next.created_at)),
+        other => panic!("second rotation must lose, got {other:?}"),
+    }
+    assert_eq!(
+        store.token_by_refresh(&loser.refresh_hash).await.unwrap(),
+        None
+    );
+}
+
+pub async fn concurrent_rotations_have_one_winner<S: Store>(store: Arc<S>) {
+    let (app, inst, code) = installed(&*store, "acme").await;
+    let p = first_pair(&*store, &app, &inst, &code).await;
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let store = store.clone();
+        let next = successor(&app, &inst, &p);
+        tasks.push(tokio::spawn(async move {
+            let r = store.rotate_refresh(p.id, &next, &[]).await;
+            (r, next)
+        }));
+    }
+    let mut winners = Vec::new();
+    for t in tasks {
+        let (r, next) = t.await.unwrap();
+        match r.unwrap() {
+            Rotation::Rotated => winners.push(next),
+            Rotation::Lost(_) => {
+                assert_eq!(
+                    store.token_by_refresh(&next.refresh_hash).await.unwrap(),
+                    None
+                )
+            }
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one successor");
+    assert_eq!(
+        store
+            .installation(inst.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .current_token_id,
+        Some(winners[0].id)
+    );
+}
+
+pub async fn rotation_after_revocation_is_lost<S: Store>(store: Arc<S>) {
+    let (app, inst, code) = installed(&*store, "acme").await;
+    let p = first_pair(&*store, &app, &inst, &code).await;
+    store.delete_installation(inst.id, now()).await.unwrap();
+    let next = successor(&app, &inst, &p);
+    assert!(
+        matches!(store.rotate_refresh(p.id, &next, &[]).await.unwrap(), Rotation::Lost(t) if t.revoked_at.is_some())
+    );
+    assert_eq!(
+        store.token_by_refresh(&next.refresh_hash).await.unwrap(),
+        None
+    );
+}
+
+pub async fn lookups_by_hash<S: Store>(store: Arc<S>) {
+    let (app, inst, code) = installed(&*store, "acme").await;
+    let p = first_pair(&*store, &app, &inst, &code).await;
+    assert_eq!(
+        store.token_by_access(&p.access_hash).await.unwrap(),
+        Some(p.clone())
+    );
+    assert_eq!(
+        store.token_by_refresh(&p.refresh_hash).await.unwrap(),
+        Some(p.clone())
+    );
+    assert_eq!(store.token_by_access(&p.refresh_hash).await.unwrap(), None);
+    assert_eq!(
+        store
+            .token_by_refresh(&Token::generate(TokenKind::Refresh).hash())
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+pub async fn revoke_family_is_final<S: Store>(store: Arc<S>) {
+    let (app, inst, code) = installed(&*store, "acme").await;
+    let p = first_pair(&*store, &app, &inst, &code).await;
+    let next = successor(&app, &inst, &p);
+    store.rotate_refresh(p.id, &next, &[]).await.unwrap();
+    let t = now();
+    let ev = NewEvent {
+        kind: "refresh_token_reused".into(),
+        installation_id: Some(inst.id),
+        created_at: t,
+        ..NewEvent::default()
+    };
+    assert!(store
+        .revoke_family(p.family_id, t, std::slice::from_ref(&ev))
+        .await
+        .unwrap());
+    assert!(
+        !store.revoke_family(p.family_id, t, &[]).await.unwrap(),
+        "second revoke is a no-op"
+    );
+    for hash in [&p.refresh_hash, &next.refresh_hash] {
+        let tok = store.token_by_refresh(hash).await.unwrap().unwrap();
+        assert_eq!(
+            tok.revoked_at,
+            Some(t),
+            "every pair of the family is revoked"
+        );
+    }
+    let after = successor(&app, &inst, &next);
+    assert!(matches!(
+        store.rotate_refresh(next.id, &after, &[]).await.unwrap(),
+        Rotation::Lost(_)
+    ));
+    let evs = store
+        .list_events(&EventFilter {
+            kind: Some("refresh_token_reused".into()),
+            limit: 5,
+            ..EventFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(evs.len(), 1);
+}
+
+pub async fn revocation_and_rotation_race<S: Store>(store: Arc<S>) {
+    // Whatever the interleaving, once revoke_family has returned, no pair of
+    // the family is live: a successor stored before it is revoked with the
+    // family, a rotation after it loses its compare-and-swap.
+    for round in 0..20 {
+        let (app, inst, code) = installed(&*store, &format!("org-{round}")).await;
+        let p = first_pair(&*store, &app, &inst, &code).await;
+        let next = successor(&app, &inst, &p);
+        let next_hash = next.refresh_hash;
+        let s2 = store.clone();
+        let rotate = tokio::spawn(async move { s2.rotate_refresh(p.id, &next, &[]).await });
+        store.revoke_family(p.family_id, now(), &[]).await.unwrap();
+        rotate.await.unwrap().unwrap();
+        let t = now();
+        let old = store
+            .token_by_refresh(&p.refresh_hash)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!old.refresh_is_live(t) && !old.access_is_live(t));
+        if let Some(s) = store.token_by_refresh(&next_hash).await.unwrap() {
+            assert!(
+                s.revoked_at.is_some(),
+                "a successor outlived the revocation"
+            );
+        }
+    }
+}
+
+pub async fn reissue_uses_each_jti_once<S: Store>(store: Arc<S>) {
+    let (app, inst, code) = installed(&*store, "acme").await;
+    let p = first_pair(&*store, &app, &inst, &code).await;
+    let jti = UsedJti {
+        app_id: app.id,
+        jti: "abc".into(),
+        expires_at: now() + Duration::minutes(5),
+    };
+    let fresh = pair(&app, &inst, Uuid::new_v4(), None);
+    store.reissue(&jti, &fresh, &[]).await.unwrap();
+    let old = store
+        .token_by_refresh(&p.refresh_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(old.revoked_at.is_some(), "the previous family is revoked");
+    let got = store
+        .token_by_refresh(&fresh.refresh_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, fresh);
+    assert_eq!(
+        store
+            .installation(inst.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .current_token_id,
+        Some(fresh.id)
+    );
+    let again = pair(&app, &inst, Uuid::new_v4(), None);
+    assert!(
+        matches!(store.reissue(&jti, &again, &[]).await, Err(StoreError::Conflict(w)) if w == "jti")
+    );
+    assert!(matches!(store.remember_jti(&jti).await, Err(StoreError::Conflict(w)) if w == "jti"));
+    let other = UsedJti {
+        jti: "def".into(),
+        ..jti.clone()
+    };
+    store.remember_jti(&other).await.unwrap();
+    assert!(matches!(
+        store.remember_jti(&other).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.token_by_refresh(&again.refresh_hash).await.unwrap(),
+        None,
+        "nothing written"
+    );
+    assert!(store
+        .token_by_refresh(&fresh.refresh_hash)
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_none());
+}
+
+pub async fn purge_is_bounded_and_keeps_what_is_needed<S: Store>(store: Arc<S>) {
+    let (app, inst, code) = installed(&*store, "acme").await;
+    let live = first_pair(&*store, &app, &inst, &code).await;
+    // 25 expired families of one pair each (in another installation), and
+    // one retired pair still needed.
+    let (_, other, _) = installed(&*store, "expired").await;
+    for _ in 0..25 {
+        let mut p = pair(&app, &other, Uuid::new_v4(), None);
+        p.app_id = other.app_id;
+        p.refresh_expires_at = now() - Duration::seconds(1);
+        p.family_expires_at = now() - Duration::seconds(1);
+        let jti = UsedJti {
+            app_id: other.app_id,
+            jti: Uuid::new_v4().to_string(),
+            expires_at: now() - Duration::seconds(1),
+        };
+        store.reissue(&jti, &p, &[]).await.unwrap();
+    }
+    let next = successor(&app, &inst, &live);
+    assert_eq!(
+        store.rotate_refresh(live.id, &next, &[]).await.unwrap(),
+        Rotation::Rotated
+    );
+    let t = now();
+    let first = store.purge_expired(t, 10).await.unwrap();
+    assert_eq!(
+        (first.tokens, first.jtis),
+        (10, 10),
+        "bounded by the batch size: {first:?}"
+    );
+    let mut total = first.total();
+    loop {
+        let p = store.purge_expired(t, 10).await.unwrap();
+        assert!(p.tokens <= 10 && p.families <= 10 && p.jtis <= 10 && p.grants <= 10);
+        if p.total() == 0 {
+            break;
+        }
+        total += p.total();
+    }
+    assert_eq!(total, 25 + 25 + 25, "25 pairs, 25 jtis, 25 families");
+    // The retired pair and its successor are kept (reuse detection needs the former).
+    assert!(store
+        .token_by_refresh(&live.refresh_hash)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .token_by_refresh(&next.refresh_hash)
+        .await
+        .unwrap()
+        .is_some());
+}
