@@ -96,7 +96,10 @@ pub async fn refresh(
     Ok(Refreshed {
         access_token: Secret::new(access),
         token_type: v["token_type"].as_str().unwrap_or("Bearer").to_owned(),
-        expires_at: expires_in.map(|s| now + Duration::seconds(s)),
+        // A nonsensical expires_in (overflowing) is treated as "not given".
+        expires_at: expires_in
+            .and_then(Duration::try_seconds)
+            .and_then(|d| now.checked_add_signed(d)),
         refresh_token: v["refresh_token"]
             .as_str()
             .filter(|t| !t.is_empty())
@@ -254,4 +257,79 @@ fn mint_app_store_connect(
         expires_at: DateTime::from_timestamp(exp.timestamp(), 0),
         refresh_token: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{HttpResponse, TransportError};
+    use async_trait::async_trait;
+
+    #[derive(Debug)]
+    struct Canned(u16, &'static str);
+
+    #[async_trait]
+    impl HttpClient for Canned {
+        async fn post(&self, _req: &HttpRequest) -> Result<HttpResponse, TransportError> {
+            Ok(HttpResponse {
+                status: self.0,
+                body: self.1.as_bytes().to_vec(),
+            })
+        }
+    }
+
+    fn google() -> (ProviderConfig, ProviderSecrets) {
+        crate::config::parse(
+            ProviderKind::Google,
+            &json!({"clientId": "c", "clientSecret": "s"}),
+        )
+        .unwrap()
+    }
+
+    async fn run(answer: &'static str) -> Result<Refreshed, Failure> {
+        let (cfg, secrets) = google();
+        let rt = Secret::new("rt");
+        let ident = UpstreamIdentity {
+            scopes: &[],
+            refresh_token: Some(&rt),
+            installation_id: None,
+        };
+        refresh(
+            ProviderKind::Google,
+            &cfg,
+            &secrets,
+            ident,
+            &Canned(200, answer),
+            Utc::now(),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn provider_answers_that_make_no_sense_never_panic() {
+        let r = run(r#"{"access_token": "a", "expires_in": 9223372036854775807}"#)
+            .await
+            .unwrap();
+        assert_eq!(r.expires_at, None);
+        let r = run(r#"{"access_token": "a", "expires_in": "3600"}"#)
+            .await
+            .unwrap();
+        assert!(r.expires_at.is_some());
+        assert!(matches!(
+            run(r#"{"access_token": ""}"#).await,
+            Err(Failure::Transient { .. })
+        ));
+        assert!(matches!(
+            run("not json").await,
+            Err(Failure::Transient { .. })
+        ));
+        assert!(matches!(run("[]").await, Err(Failure::Transient { .. })));
+        let r = run(r#"{"access_token": "a", "refresh_token": ""}"#)
+            .await
+            .unwrap();
+        assert!(
+            r.refresh_token.is_none(),
+            "an empty refresh token is not a new one"
+        );
+    }
 }

@@ -299,8 +299,11 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
                 .replacen("rtr_cs_", "rtr_admin_", 1),
         );
     }
-    if args.refresh_idle_days < 1 || args.family_lifetime_days < args.refresh_idle_days {
-        anyhow::bail!("need 1 <= --refresh-idle-days <= --family-lifetime-days");
+    if args.refresh_idle_days < 1
+        || args.family_lifetime_days < args.refresh_idle_days
+        || args.family_lifetime_days > 36_500
+    {
+        anyhow::bail!("need 1 <= --refresh-idle-days <= --family-lifetime-days <= 36500");
     }
     let cfg = Config {
         public_url: args.public_url.clone(),
