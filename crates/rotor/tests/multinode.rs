@@ -72,15 +72,23 @@ async fn fresh_schema_url(url: &str) -> String {
     format!("{url}{sep}options=-c%20search_path%3D{schema}")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_nodes_share_one_database_with_the_same_guarantees() {
+/// Two `rotor serve` processes on a fresh schema, sharing one server key;
+/// `None` (with a note) when `ROTOR_TEST_POSTGRES_URL` is not set.
+async fn two_nodes() -> Option<[Node; 2]> {
     let Ok(pg) = std::env::var("ROTOR_TEST_POSTGRES_URL") else {
         eprintln!("ROTOR_TEST_POSTGRES_URL is not set: skipped");
-        return;
+        return None;
     };
     let url = fresh_schema_url(&pg).await;
     let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-    let nodes = [start_node(&url, key), start_node(&url, key)];
+    Some([start_node(&url, key), start_node(&url, key)])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_one_database_with_the_same_guarantees() {
+    let Some(nodes) = two_nodes().await else {
+        return;
+    };
     let http = reqwest::Client::new();
 
     let app: Value = http
@@ -203,13 +211,9 @@ async fn two_nodes_share_one_database_with_the_same_guarantees() {
 async fn upstream_single_flight_holds_across_processes() {
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
-    let Ok(pg) = std::env::var("ROTOR_TEST_POSTGRES_URL") else {
-        eprintln!("ROTOR_TEST_POSTGRES_URL is not set: skipped");
+    let Some(nodes) = two_nodes().await else {
         return;
     };
-    let url = fresh_schema_url(&pg).await;
-    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-    let nodes = [start_node(&url, key), start_node(&url, key)];
     let http = reqwest::Client::new();
     let server = MockServer::start().await;
     Mock::given(method("POST"))

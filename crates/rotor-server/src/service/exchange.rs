@@ -111,6 +111,18 @@ impl Service {
         Ok(found.expect("validated above"))
     }
 
+    /// The installation the route names, if it names one, validated.
+    async fn named_installation(
+        &self,
+        app: &App,
+        installation: Option<&str>,
+    ) -> ServiceResult<Option<Installation>> {
+        match installation {
+            Some(id) => Ok(Some(self.installation_of(app, id).await?)),
+            None => Ok(None),
+        }
+    }
+
     /// The installation named by the route, or else by the grant or token.
     async fn installation_for(
         &self,
@@ -190,10 +202,7 @@ impl Service {
         code: &str,
         ip: Option<&str>,
     ) -> ServiceResult<Issued> {
-        let named = match installation {
-            Some(id) => Some(self.installation_of(app, id).await?),
-            None => None,
-        };
+        let named = self.named_installation(app, installation).await?;
         let grant = match Token::parse(TokenKind::GrantCode, code) {
             Ok(code) => self.store.grant(&code.hash()).await?,
             Err(_) => None,
@@ -239,10 +248,7 @@ impl Service {
         refresh_token: &str,
         ip: Option<&str>,
     ) -> ServiceResult<Issued> {
-        let named = match installation {
-            Some(id) => Some(self.installation_of(app, id).await?),
-            None => None,
-        };
+        let named = self.named_installation(app, installation).await?;
         let presented = Token::parse(TokenKind::Refresh, refresh_token).ok();
         let old = match &presented {
             Some(t) => self.store.token_by_refresh(&t.hash()).await?,
