@@ -25,7 +25,8 @@ macro_rules! store_conformance {
             installation_round_trip, one_live_installation_per_org_and_app,
             delete_installation_revokes_and_is_final, grant_exchange_is_single_use,
             exchange_marks_installed_when_asked, rotation_is_compare_and_swap,
-            concurrent_rotations_have_one_winner, rotation_after_revocation_is_lost,
+            concurrent_rotations_have_one_winner, concurrent_rotations_of_many_chains_all_win,
+            rotation_after_revocation_is_lost,
             lookups_by_hash, events_filter_and_order, revoke_family_is_final,
             revocation_and_rotation_race, reissue_uses_each_jti_once,
             purge_is_bounded_and_keeps_what_is_needed);

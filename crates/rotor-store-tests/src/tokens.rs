@@ -339,3 +339,47 @@ pub async fn purge_is_bounded_and_keeps_what_is_needed<S: Store>(store: Arc<S>) 
         .unwrap()
         .is_some());
 }
+
+pub async fn concurrent_rotations_of_many_chains_all_win<S: Store>(store: Arc<S>) {
+    // Many different pairs rotated at once (a backend may batch them): each
+    // rotation wins, each successor is stored, each installation points at it.
+    let mut chains = Vec::new();
+    for n in 0..40 {
+        let (app, inst, code) = installed(&*store, &format!("org-{n}")).await;
+        let p = first_pair(&*store, &app, &inst, &code).await;
+        chains.push((app, inst, p));
+    }
+    let tasks: Vec<_> = chains
+        .iter()
+        .map(|(app, inst, p)| {
+            let store = store.clone();
+            let next = successor(app, inst, p);
+            let old = p.id;
+            tokio::spawn(async move { (store.rotate_refresh(old, &next, &[]).await, next) })
+        })
+        .collect();
+    for (t, (_, inst, p)) in tasks.into_iter().zip(&chains) {
+        let (r, next) = t.await.unwrap();
+        assert_eq!(r.unwrap(), Rotation::Rotated);
+        assert_eq!(
+            store.token_by_refresh(&next.refresh_hash).await.unwrap(),
+            Some(next.clone())
+        );
+        assert!(store
+            .token_by_refresh(&p.refresh_hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .retired_at
+            .is_some());
+        assert_eq!(
+            store
+                .installation(inst.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .current_token_id,
+            Some(next.id)
+        );
+    }
+}
