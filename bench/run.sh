@@ -72,7 +72,7 @@ report() { # json-line
   local ratio="-"; [ -n "$floor" ] && ratio=$(awk -v a="$rps" -v b="$floor" 'BEGIN {printf "%.2f", a/b}')
   printf '%-14s %6s %10s %9s %9s %7s %9s %9s\n' "$sc" "$c" "$rps" "$p50" "$p99" "$err" "$ratio" "$(rss)"
 }
-for sc in floor refresh oauth-refresh introspect; do
+for sc in floor refresh oauth-refresh introspect upstream-token; do
   report "$(run "$sc" "$CONN")"
 done
 if [ "$SWEEP" = 1 ]; then

@@ -9,6 +9,8 @@
 //!   refresh token (the one the previous answer returned).
 //! * `oauth-refresh`: the same through `POST /oauth/token` (form, Basic auth).
 //! * `introspect`: `POST /oauth/introspect` as the operator, live access tokens.
+//! * `upstream-token`: `POST /api/0/upstream/identities/{id}/token/` for
+//!   identities whose stored token is fresh (decrypt and answer, no provider).
 //!
 //! A run with any non-2xx answer is reported as invalid.
 #![forbid(unsafe_code)]
@@ -46,6 +48,7 @@ enum Scenario {
     Refresh,
     OauthRefresh,
     Introspect,
+    UpstreamToken,
 }
 
 /// One connection's installation and current pair.
@@ -114,6 +117,41 @@ async fn seed(http: &reqwest::Client, a: &Args, n: usize) -> anyhow::Result<Vec<
     Ok(chains)
 }
 
+/// One upstream identity per connection, each with a stored token valid for a
+/// day (the provider is never called).
+async fn seed_upstream(http: &reqwest::Client, a: &Args, n: usize) -> anyhow::Result<Vec<Chain>> {
+    let key = format!("bench-{}", rand_suffix());
+    http.post(format!("{}/api/0/upstream/providers/", a.base))
+        .bearer_auth(&a.admin_token)
+        .json(&json!({"key": key, "kind": "google", "config": {"clientId": "c", "clientSecret": "s"}}))
+        .send()
+        .await?
+        .error_for_status()?;
+    let expires = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    let mut chains = Vec::with_capacity(n);
+    for i in 0..n {
+        let ident: Value = http
+            .post(format!("{}/api/0/upstream/identities/", a.base))
+            .bearer_auth(&a.admin_token)
+            .json(&json!({"provider": key, "externalId": format!("user-{i}"),
+                          "accessToken": format!("upstream-token-{i}"), "refreshToken": "r",
+                          "expiresAt": expires}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        chains.push(Chain {
+            uuid: ident["id"].as_str().context("id")?.to_owned(),
+            client_id: String::new(),
+            client_secret: String::new(),
+            access: String::new(),
+            refresh: String::new(),
+        });
+    }
+    Ok(chains)
+}
+
 fn rand_suffix() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -167,6 +205,19 @@ async fn one(http: &reqwest::Client, a: &Args, c: &mut Chain) -> anyhow::Result<
             }
             res
         }
+        Scenario::UpstreamToken => {
+            let res = http
+                .post(format!(
+                    "{}/api/0/upstream/identities/{}/token/",
+                    a.base, c.uuid
+                ))
+                .bearer_auth(&a.admin_token)
+                .send()
+                .await?;
+            let ok = res.status().is_success();
+            let v: Value = res.json().await?;
+            return Ok(ok && v["accessToken"].is_string());
+        }
         Scenario::Introspect => {
             let res = http
                 .post(format!("{}/oauth/introspect", a.base))
@@ -191,7 +242,9 @@ async fn main() -> anyhow::Result<()> {
         .pool_max_idle_per_host(args.connections)
         .timeout(Duration::from_secs(10))
         .build()?;
-    let chains = if args.scenario == Scenario::Floor {
+    let chains = if args.scenario == Scenario::UpstreamToken {
+        seed_upstream(&http, &args, args.connections).await?
+    } else if args.scenario == Scenario::Floor {
         (0..args.connections)
             .map(|_| Chain {
                 uuid: String::new(),
