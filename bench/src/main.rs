@@ -52,6 +52,7 @@ enum Scenario {
 }
 
 /// One connection's installation and current pair.
+#[derive(Default)]
 struct Chain {
     uuid: String,
     client_id: String,
@@ -143,10 +144,7 @@ async fn seed_upstream(http: &reqwest::Client, a: &Args, n: usize) -> anyhow::Re
             .await?;
         chains.push(Chain {
             uuid: ident["id"].as_str().context("id")?.to_owned(),
-            client_id: String::new(),
-            client_secret: String::new(),
-            access: String::new(),
-            refresh: String::new(),
+            ..Chain::default()
         });
     }
     Ok(chains)
@@ -157,6 +155,21 @@ fn rand_suffix() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos() as u64)
         .unwrap_or(0)
+}
+
+/// Reads a refresh answer: on 2xx the chain moves on to the new refresh
+/// token in `field`; answers whether it was 2xx.
+async fn follow(res: reqwest::Response, field: &str, refresh: &mut String) -> anyhow::Result<bool> {
+    if !res.status().is_success() {
+        let _ = res.bytes().await?;
+        return Ok(false);
+    }
+    let t: Value = res.json().await?;
+    *refresh = t[field]
+        .as_str()
+        .context("no refresh token in the answer")?
+        .to_owned();
+    Ok(true)
 }
 
 /// Sends one request of the scenario; answers whether it was 2xx.
@@ -175,15 +188,7 @@ async fn one(http: &reqwest::Client, a: &Args, c: &mut Chain) -> anyhow::Result<
                 )
                 .send()
                 .await?;
-            if res.status().is_success() {
-                let t: Value = res.json().await?;
-                c.refresh = t["refreshToken"]
-                    .as_str()
-                    .context("refreshToken")?
-                    .to_owned();
-                return Ok(true);
-            }
-            res
+            return follow(res, "refreshToken", &mut c.refresh).await;
         }
         Scenario::OauthRefresh => {
             let res = http
@@ -195,15 +200,7 @@ async fn one(http: &reqwest::Client, a: &Args, c: &mut Chain) -> anyhow::Result<
                 ])
                 .send()
                 .await?;
-            if res.status().is_success() {
-                let t: Value = res.json().await?;
-                c.refresh = t["refresh_token"]
-                    .as_str()
-                    .context("refresh_token")?
-                    .to_owned();
-                return Ok(true);
-            }
-            res
+            return follow(res, "refresh_token", &mut c.refresh).await;
         }
         Scenario::UpstreamToken => {
             let res = http
@@ -245,15 +242,7 @@ async fn main() -> anyhow::Result<()> {
     let chains = if args.scenario == Scenario::UpstreamToken {
         seed_upstream(&http, &args, args.connections).await?
     } else if args.scenario == Scenario::Floor {
-        (0..args.connections)
-            .map(|_| Chain {
-                uuid: String::new(),
-                client_id: String::new(),
-                client_secret: String::new(),
-                access: String::new(),
-                refresh: String::new(),
-            })
-            .collect()
+        (0..args.connections).map(|_| Chain::default()).collect()
     } else {
         seed(&http, &args, args.connections).await?
     };

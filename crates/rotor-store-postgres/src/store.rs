@@ -56,29 +56,25 @@ async fn insert_family_with(conn: &mut PgConnection, t: &IssuedToken) -> StoreRe
     insert_token(conn, t).await
 }
 
-async fn insert_event(conn: &mut PgConnection, e: &NewEvent) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO events (kind, installation_id, identity_id, exchange_type, ip, actor, \
-         detail, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(&e.kind)
-    .bind(e.installation_id)
-    .bind(&e.identity_id)
-    .bind(&e.exchange_type)
-    .bind(&e.ip)
-    .bind(&e.actor)
-    .bind(&e.detail)
-    .bind(e.created_at)
-    .execute(conn)
-    .await
-    .map_err(map_err)?;
-    Ok(())
-}
-
+/// Inserts `events` with one multi-row statement (one round trip).
 pub(crate) async fn insert_events(conn: &mut PgConnection, events: &[NewEvent]) -> StoreResult<()> {
-    for e in events {
-        insert_event(conn, e).await?;
+    if events.is_empty() {
+        return Ok(());
     }
+    let mut q = sqlx::QueryBuilder::<Postgres>::new(
+        "INSERT INTO events (kind, installation_id, identity_id, exchange_type, ip, actor, detail, created_at) ",
+    );
+    q.push_values(events, |mut b, e| {
+        b.push_bind(&e.kind)
+            .push_bind(e.installation_id)
+            .push_bind(&e.identity_id)
+            .push_bind(&e.exchange_type)
+            .push_bind(&e.ip)
+            .push_bind(&e.actor)
+            .push_bind(&e.detail)
+            .push_bind(e.created_at);
+    });
+    q.build().execute(conn).await.map_err(map_err)?;
     Ok(())
 }
 
@@ -499,7 +495,7 @@ impl Store for PgStore {
 
     async fn record_event(&self, e: &NewEvent) -> StoreResult<()> {
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        insert_event(&mut conn, e).await
+        insert_events(&mut conn, std::slice::from_ref(e)).await
     }
 
     async fn list_events(&self, f: &EventFilter) -> StoreResult<Vec<Event>> {

@@ -42,25 +42,6 @@ pub(crate) async fn insert_token(
     Ok(())
 }
 
-async fn insert_event(conn: &mut sqlx::SqliteConnection, e: &NewEvent) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO events (kind, installation_id, identity_id, exchange_type, ip, actor, \
-         detail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&e.kind)
-    .bind(e.installation_id.map(|i| i.to_string()))
-    .bind(&e.identity_id)
-    .bind(&e.exchange_type)
-    .bind(&e.ip)
-    .bind(&e.actor)
-    .bind(&e.detail)
-    .bind(ts(e.created_at))
-    .execute(conn)
-    .await
-    .map_err(map_err)?;
-    Ok(())
-}
-
 /// Starts a family for `t` (its first pair) and stores the pair.
 async fn insert_family_with(tx: &mut Transaction<'_, Sqlite>, t: &IssuedToken) -> StoreResult<()> {
     sqlx::query(
@@ -518,7 +499,7 @@ impl Store for SqliteStore {
 
     async fn record_event(&self, e: &NewEvent) -> StoreResult<()> {
         let mut conn = self.writer.acquire().await.map_err(map_err)?;
-        insert_event(&mut conn, e).await
+        insert_events(&mut conn, std::slice::from_ref(e)).await
     }
 
     async fn list_events(&self, f: &EventFilter) -> StoreResult<Vec<Event>> {

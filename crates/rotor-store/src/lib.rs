@@ -68,6 +68,15 @@ pub struct Purged {
     pub families: u64,
 }
 
+impl std::ops::AddAssign for Purged {
+    fn add_assign(&mut self, other: Purged) {
+        self.grants += other.grants;
+        self.jtis += other.jtis;
+        self.tokens += other.tokens;
+        self.families += other.families;
+    }
+}
+
 impl Purged {
     /// Total rows deleted.
     pub fn total(&self) -> u64 {

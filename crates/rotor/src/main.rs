@@ -203,7 +203,8 @@ fn init_tracing() {
     }
 }
 
-fn print(v: &serde_json::Value) {
+/// Prints a JSON answer for the operator.
+pub(crate) fn print(v: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 

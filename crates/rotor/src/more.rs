@@ -3,8 +3,12 @@
 
 use anyhow::Context;
 use clap::Subcommand;
-use rotor_core::ServerKey;
+use rotor_core::{Secret, ServerKey};
+use rotor_server::http::wire;
+use rotor_server::service::upstream::NewIdentity;
 use rotor_server::Service;
+
+use crate::print;
 use serde_json::{json, Value};
 
 #[derive(Subcommand, Debug)]
@@ -81,16 +85,6 @@ pub enum KeysCommand {
     Rotate,
 }
 
-fn print(v: &Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
-}
-
-fn identity_json(i: &rotor_core::UpstreamIdentityRecord) -> Value {
-    json!({"id": i.id, "provider": i.provider, "externalId": i.external_id, "scopes": i.scopes,
-           "status": i.status.as_str(), "expiresAt": i.expires_at, "lastRefreshedAt": i.last_refreshed_at,
-           "failureCount": i.failure_count, "lastError": i.last_error})
-}
-
 pub async fn upstream(svc: &Service, cmd: UpstreamCommand) -> anyhow::Result<()> {
     match cmd {
         UpstreamCommand::Providers(ProvidersCommand::Add { key, kind, config }) => {
@@ -101,16 +95,12 @@ pub async fn upstream(svc: &Service, cmd: UpstreamCommand) -> anyhow::Result<()>
                 None => config,
             };
             let config: Value = serde_json::from_str(&text).context("--config is not JSON")?;
-            let (p, cfg) = svc.create_provider(&key, &kind, &config).await?;
-            print(&json!({"key": p.key, "kind": p.kind, "config": cfg}));
+            let p = svc.create_provider(&key, &kind, &config).await?;
+            print(&wire::provider(&p));
         }
         UpstreamCommand::Providers(ProvidersCommand::List) => {
             let list = svc.list_providers().await?;
-            print(&json!(list
-                .iter()
-                .map(|p| json!({"key": p.key, "kind": p.kind,
-                                "config": serde_json::from_str::<Value>(&p.config).unwrap_or(Value::Null)}))
-                .collect::<Vec<_>>()));
+            print(&json!(list.iter().map(wire::provider).collect::<Vec<_>>()));
         }
         UpstreamCommand::Identities(IdentitiesCommand::Add {
             provider,
@@ -120,21 +110,21 @@ pub async fn upstream(svc: &Service, cmd: UpstreamCommand) -> anyhow::Result<()>
             installation_id,
         }) => {
             let i = svc
-                .create_identity(
-                    &provider,
-                    &external_id,
+                .create_identity(NewIdentity {
+                    provider,
+                    external_id,
                     scopes,
-                    None,
-                    refresh_token.as_deref(),
-                    None,
+                    access_token: None,
+                    refresh_token: refresh_token.map(Secret::new),
+                    expires_at: None,
                     installation_id,
-                )
+                })
                 .await?;
-            print(&identity_json(&i));
+            print(&wire::identity(&i));
         }
         UpstreamCommand::Identities(IdentitiesCommand::List) => {
-            let list = svc.store.list_identities(10_000).await?;
-            print(&json!(list.iter().map(identity_json).collect::<Vec<_>>()));
+            let list = svc.list_identities(10_000).await?;
+            print(&json!(list.iter().map(wire::identity).collect::<Vec<_>>()));
         }
         UpstreamCommand::Identities(IdentitiesCommand::Token {
             id,
@@ -147,17 +137,13 @@ pub async fn upstream(svc: &Service, cmd: UpstreamCommand) -> anyhow::Result<()>
                     false,
                 )
                 .await?;
-            print(
-                &json!({"accessToken": t.access_token.expose(), "tokenType": t.token_type, "expiresAt": t.expires_at}),
-            );
+            print(&wire::upstream_token(&t));
         }
         UpstreamCommand::Identities(IdentitiesCommand::Refresh { id }) => {
             let t = svc
                 .upstream_token(&id, chrono::Duration::zero(), true)
                 .await?;
-            print(
-                &json!({"accessToken": t.access_token.expose(), "tokenType": t.token_type, "expiresAt": t.expires_at}),
-            );
+            print(&wire::upstream_token(&t));
         }
     }
     Ok(())

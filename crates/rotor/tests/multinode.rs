@@ -60,6 +60,20 @@ fn start_node(database_url: &str, key: &str) -> Node {
     }
 }
 
+impl Node {
+    /// POSTs JSON to the admin API of this node; answers status and body.
+    async fn admin_post(&self, path: &str, body: Value) -> (u16, Value) {
+        let res = reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(ADMIN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.json().await.unwrap())
+    }
+}
+
 async fn fresh_schema_url(url: &str) -> String {
     let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
     let admin = sqlx::PgPool::connect(url).await.unwrap();
@@ -91,29 +105,18 @@ async fn two_nodes_share_one_database_with_the_same_guarantees() {
     };
     let http = reqwest::Client::new();
 
-    let app: Value = http
-        .post(format!("{}/api/0/sentry-apps/", nodes[0].base))
-        .bearer_auth(ADMIN)
-        .json(&json!({"name": "Multi", "scopes": ["project:read"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let inst: Value = http
-        .post(format!(
-            "{}/api/0/organizations/acme/sentry-app-installations/",
-            nodes[1].base
-        ))
-        .bearer_auth(ADMIN)
-        .json(&json!({"slug": "multi"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, app) = nodes[0]
+        .admin_post(
+            "/api/0/sentry-apps/",
+            json!({"name": "Multi", "scopes": ["project:read"]}),
+        )
+        .await;
+    let (_, inst) = nodes[1]
+        .admin_post(
+            "/api/0/organizations/acme/sentry-app-installations/",
+            json!({"slug": "multi"}),
+        )
+        .await;
     let uuid = inst["uuid"].as_str().unwrap().to_owned();
     let body = |grant: &str, field: &str, value: &str| {
         json!({"client_id": app["clientId"], "client_secret": app["clientSecret"],
@@ -228,25 +231,20 @@ async fn upstream_single_flight_holds_across_processes() {
         .expect(1)
         .mount(&server)
         .await;
-    let res = http
-        .post(format!("{}/api/0/upstream/providers/", nodes[0].base))
-        .bearer_auth(ADMIN)
-        .json(&json!({"key": "idp", "kind": "oauth2", "config": {
-            "tokenUrl": format!("{}/token", server.uri()), "clientId": "c", "clientSecret": "s"}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 201);
-    let ident: Value = http
-        .post(format!("{}/api/0/upstream/identities/", nodes[1].base))
-        .bearer_auth(ADMIN)
-        .json(&json!({"provider": "idp", "externalId": "u", "refreshToken": "rt-1"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, _) = nodes[0]
+        .admin_post(
+            "/api/0/upstream/providers/",
+            json!({"key": "idp", "kind": "oauth2", "config": {
+                "tokenUrl": format!("{}/token", server.uri()), "clientId": "c", "clientSecret": "s"}}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (_, ident) = nodes[1]
+        .admin_post(
+            "/api/0/upstream/identities/",
+            json!({"provider": "idp", "externalId": "u", "refreshToken": "rt-1"}),
+        )
+        .await;
     let id = ident["id"].as_str().unwrap();
     let calls = (0..30).map(|n| {
         http.post(format!(

@@ -43,11 +43,6 @@ impl JsonObject {
         }
     }
 
-    /// An optional string field (absent or null is `None`).
-    pub fn opt_str(&self, name: &str) -> Option<&str> {
-        self.0.get(name).and_then(Value::as_str)
-    }
-
     /// Deserializes the object into `T`, naming the offending field on error.
     pub fn into_typed<T: DeserializeOwned>(self) -> Result<T, ApiError> {
         serde_json::from_value(Value::Object(self.0))

@@ -6,14 +6,15 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Duration, Utc};
-use rotor_core::UpstreamIdentityRecord;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::extract::{Admin, JsonObject};
 use super::{both, wire, AppState};
-use crate::service::upstream::{UpstreamError, UpstreamToken};
+use rotor_core::Secret;
+
+use crate::service::upstream::{NewIdentity, UpstreamError};
 
 pub(super) fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = both(
@@ -49,22 +50,6 @@ impl From<UpstreamError> for ApiError {
     }
 }
 
-fn identity_json(i: &UpstreamIdentityRecord) -> Value {
-    json!({
-        "id": i.id,
-        "provider": i.provider,
-        "externalId": i.external_id,
-        "scopes": i.scopes,
-        "status": i.status.as_str(),
-        "expiresAt": i.expires_at.map(wire::time),
-        "lastRefreshedAt": i.last_refreshed_at.map(wire::time),
-        "failureCount": i.failure_count,
-        "lastError": i.last_error,
-        "installationId": i.installation_id,
-        "dateCreated": wire::time(i.created_at),
-    })
-}
-
 async fn create_provider(
     _: Admin,
     State(st): State<AppState>,
@@ -78,25 +63,17 @@ async fn create_provider(
     let kind = body
         .required_str("kind")
         .map_err(|f| ApiError::field(f, "Must be a string."))?;
-    let (p, cfg) = st
+    let p = st
         .service
         .create_provider(key, kind, &body.0["config"])
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"key": p.key, "kind": p.kind, "config": cfg})),
-    ))
+    Ok((StatusCode::CREATED, Json(wire::provider(&p))))
 }
 
 async fn list_providers(_: Admin, State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
     let list = st.service.list_providers().await?;
     Ok(Json(Value::Array(
-        list.iter()
-            .map(|p| {
-                let cfg: Value = serde_json::from_str(&p.config).unwrap_or(Value::Null);
-                json!({"key": p.key, "kind": p.kind, "config": cfg})
-            })
-            .collect(),
+        list.iter().map(wire::provider).collect(),
     )))
 }
 
@@ -134,15 +111,15 @@ async fn create_identity(
     };
     let i = st
         .service
-        .create_identity(
-            &b.provider,
-            &b.external_id,
-            b.scopes,
-            b.access_token.as_deref(),
-            b.refresh_token.as_deref(),
-            b.expires_at,
+        .create_identity(NewIdentity {
+            provider: b.provider,
+            external_id: b.external_id,
+            scopes: b.scopes,
+            access_token: b.access_token.map(Secret::new),
+            refresh_token: b.refresh_token.map(Secret::new),
+            expires_at: b.expires_at,
             installation_id,
-        )
+        })
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -154,8 +131,10 @@ async fn create_identity(
 }
 
 async fn list_identities(_: Admin, State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let list = st.service.store.list_identities(1000).await?;
-    Ok(Json(Value::Array(list.iter().map(identity_json).collect())))
+    let list = st.service.list_identities(1000).await?;
+    Ok(Json(Value::Array(
+        list.iter().map(wire::identity).collect(),
+    )))
 }
 
 async fn show_identity(
@@ -163,7 +142,7 @@ async fn show_identity(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(identity_json(&st.service.identity(&id).await?)))
+    Ok(Json(wire::identity(&st.service.identity(&id).await?)))
 }
 
 async fn delete_identity(
@@ -179,14 +158,6 @@ async fn delete_identity(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct TokenQuery {
     min_valid_seconds: Option<String>,
-}
-
-fn token_json(t: &UpstreamToken) -> Json<Value> {
-    Json(json!({
-        "accessToken": t.access_token.expose(),
-        "tokenType": t.token_type,
-        "expiresAt": t.expires_at.map(wire::time),
-    }))
 }
 
 async fn token(
@@ -212,7 +183,7 @@ async fn token(
         .service
         .upstream_token(&id, Duration::seconds(min_valid), false)
         .await?;
-    Ok(token_json(&t))
+    Ok(Json(wire::upstream_token(&t)))
 }
 
 async fn force_refresh(
@@ -224,5 +195,5 @@ async fn force_refresh(
         .service
         .upstream_token(&id, Duration::zero(), true)
         .await?;
-    Ok(token_json(&t))
+    Ok(Json(wire::upstream_token(&t)))
 }

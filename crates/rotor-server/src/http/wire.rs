@@ -1,9 +1,10 @@
 //! The JSON shapes of the `/api/0/` routes (camelCase, Sentry's convention).
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rotor_core::{App, Event, Installation};
+use rotor_core::{App, Event, Installation, UpstreamIdentityRecord, UpstreamProvider};
 use serde_json::{json, Value};
 
+use crate::service::upstream::UpstreamToken;
 use crate::service::Issued;
 
 /// Sentry's timestamp format: microseconds and a `Z`.
@@ -78,4 +79,37 @@ pub fn event(e: &Event) -> Value {
         }
     }
     out
+}
+
+/// An upstream provider with its public settings only (secrets are never
+/// stored in `config`).
+pub fn provider(p: &UpstreamProvider) -> Value {
+    let config: Value = serde_json::from_str(&p.config).unwrap_or(Value::Null);
+    json!({ "key": p.key, "kind": p.kind, "config": config })
+}
+
+/// An upstream identity; never a token.
+pub fn identity(i: &UpstreamIdentityRecord) -> Value {
+    json!({
+        "id": i.id,
+        "provider": i.provider,
+        "externalId": i.external_id,
+        "scopes": i.scopes,
+        "status": i.status.as_str(),
+        "expiresAt": i.expires_at.map(time),
+        "lastRefreshedAt": i.last_refreshed_at.map(time),
+        "failureCount": i.failure_count,
+        "lastError": i.last_error,
+        "installationId": i.installation_id,
+        "dateCreated": time(i.created_at),
+    })
+}
+
+/// An upstream access token handed to its caller.
+pub fn upstream_token(t: &UpstreamToken) -> Value {
+    json!({
+        "accessToken": t.access_token.expose(),
+        "tokenType": t.token_type,
+        "expiresAt": t.expires_at.map(time),
+    })
 }

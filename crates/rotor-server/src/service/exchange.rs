@@ -101,12 +101,17 @@ impl Service {
         }
     }
 
-    /// The installation `id` of `app`, validated.
+    /// The installation `id` (as the route gives it) of `app`, validated.
     async fn installation_of(&self, app: &App, id: &str) -> ServiceResult<Installation> {
-        let found = match Uuid::parse_str(id) {
-            Ok(id) => self.store.installation(id).await?,
-            Err(_) => None,
-        };
+        match Uuid::parse_str(id) {
+            Ok(id) => self.installation_by_id(app, id).await,
+            Err(_) => Err(CoreError::InstallationNotFound.into()),
+        }
+    }
+
+    /// The installation `id` of `app`, validated.
+    async fn installation_by_id(&self, app: &App, id: Uuid) -> ServiceResult<Installation> {
+        let found = self.store.installation(id).await?;
         validate::installation_for_app(app, found.as_ref())?;
         Ok(found.expect("validated above"))
     }
@@ -120,19 +125,6 @@ impl Service {
         match installation {
             Some(id) => Ok(Some(self.installation_of(app, id).await?)),
             None => Ok(None),
-        }
-    }
-
-    /// The installation named by the route, or else by the grant or token.
-    async fn installation_for(
-        &self,
-        app: &App,
-        named: Option<&str>,
-        owner: Uuid,
-    ) -> ServiceResult<Installation> {
-        match named {
-            Some(id) => self.installation_of(app, id).await,
-            None => self.installation_of(app, &owner.to_string()).await,
         }
     }
 
@@ -209,7 +201,7 @@ impl Service {
         };
         let inst = match (named, &grant) {
             (Some(i), _) => i,
-            (None, Some(g)) => self.installation_for(app, None, g.installation_id).await?,
+            (None, Some(g)) => self.installation_by_id(app, g.installation_id).await?,
             (None, None) => return Err(CoreError::GrantNotFound.into()),
         };
         validate::grant(app, &inst, grant.as_ref(), self.now())?;
@@ -258,10 +250,7 @@ impl Service {
         let (old, presented) = (old.expect("validated"), presented.expect("validated"));
         let inst = match named {
             Some(i) => i,
-            None => {
-                self.installation_for(app, None, old.installation_id)
-                    .await?
-            }
+            None => self.installation_by_id(app, old.installation_id).await?,
         };
         if state == RefreshState::Retired {
             return self.retired_refresh(app, &inst, &old, &presented, ip).await;

@@ -19,7 +19,6 @@ use rotor_store::{Store, StoreError};
 pub use apps::{AppPatch, CreatedApp, NewApp};
 pub use exchange::{ClientAuth, Issued};
 pub use installs::CreatedInstallation;
-pub use jwt::MAX_JWT_LIFETIME;
 pub use keys::Resealed;
 pub use tokens::{Introspection, Introspector};
 

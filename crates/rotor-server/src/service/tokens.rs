@@ -113,10 +113,7 @@ impl Service {
         let mut total = Purged::default();
         for _ in 0..max_batches {
             let p = self.store.purge_expired(self.now(), batch).await?;
-            total.grants += p.grants;
-            total.jtis += p.jtis;
-            total.tokens += p.tokens;
-            total.families += p.families;
+            total += p;
             if p.total() == 0 {
                 break;
             }

@@ -65,6 +65,25 @@ impl Upstream {
     }
 }
 
+/// What an operator gives to register an identity.
+#[derive(Debug, Clone)]
+pub struct NewIdentity {
+    /// The provider's key.
+    pub provider: String,
+    /// The account at the provider.
+    pub external_id: String,
+    /// Scopes granted.
+    pub scopes: Vec<String>,
+    /// A current access token, if the caller has one.
+    pub access_token: Option<Secret>,
+    /// The refresh token (kinds that use one).
+    pub refresh_token: Option<Secret>,
+    /// When `access_token` expires.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// GitHub App installation id.
+    pub installation_id: Option<String>,
+}
+
 /// Why a token could not be handed out.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -120,7 +139,7 @@ impl Service {
         key: &str,
         kind: &str,
         config_json: &Value,
-    ) -> ServiceResult<(UpstreamProvider, ProviderConfig)> {
+    ) -> ServiceResult<UpstreamProvider> {
         if !rotor_core::slug::is_valid(key) {
             return Err(ServiceError::Invalid(
                 "key must be 1 to 64 lower-case letters, digits, '-' or '_'".into(),
@@ -140,7 +159,7 @@ impl Service {
             created_at: self.now(),
         };
         match self.store.insert_provider(&provider).await {
-            Ok(()) => Ok((provider, cfg)),
+            Ok(()) => Ok(provider),
             Err(StoreError::Conflict(_)) => Err(ServiceError::Conflict(format!(
                 "a provider with the key {key} already exists"
             ))),
@@ -176,20 +195,23 @@ impl Service {
     }
 
     /// Registers an identity at a provider.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn create_identity(
-        &self,
-        provider: &str,
-        external_id: &str,
-        scopes: Vec<String>,
-        access_token: Option<&str>,
-        refresh_token: Option<&str>,
-        expires_at: Option<DateTime<Utc>>,
-        installation_id: Option<String>,
-    ) -> ServiceResult<UpstreamIdentityRecord> {
+    pub async fn create_identity(&self, new: NewIdentity) -> ServiceResult<UpstreamIdentityRecord> {
+        let NewIdentity {
+            provider,
+            external_id,
+            scopes,
+            access_token,
+            refresh_token,
+            expires_at,
+            installation_id,
+        } = new;
+        let (access_token, refresh_token) = (
+            access_token.as_ref().map(Secret::expose),
+            refresh_token.as_ref().map(Secret::expose),
+        );
         let p = self
             .store
-            .provider(provider)
+            .provider(&provider)
             .await?
             .ok_or(ServiceError::NotFound("Provider"))?;
         let kind = ProviderKind::parse(&p.kind).unwrap_or(ProviderKind::OAuth2);
@@ -206,8 +228,8 @@ impl Service {
         let id = Uuid::new_v4();
         let record = UpstreamIdentityRecord {
             id,
-            provider: provider.to_owned(),
-            external_id: external_id.to_owned(),
+            provider,
+            external_id,
             scopes,
             access_token: self.seal_token(id, "access_token", access_token),
             refresh_token: self.seal_token(id, "refresh_token", refresh_token),
@@ -227,6 +249,11 @@ impl Service {
         };
         self.store.insert_identity(&record).await?;
         Ok(record)
+    }
+
+    /// Identities, oldest first, at most `limit`.
+    pub async fn list_identities(&self, limit: u32) -> ServiceResult<Vec<UpstreamIdentityRecord>> {
+        Ok(self.store.list_identities(limit).await?)
     }
 
     /// The identity with this id.
