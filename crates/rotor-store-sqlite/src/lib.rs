@@ -3,26 +3,33 @@
 //! It owns the SQLite schema (`migrations/`, embedded in the binary), the
 //! mapping of rows to `rotor_core` records, and the connection set-up: WAL
 //! journal, `synchronous=NORMAL` by default (`FULL` on request), foreign keys
-//! on, a busy timeout, one **writer** connection and a pool of readers.
+//! on, a busy timeout.
 //!
-//! A single writer connection serialises this process's writes without
-//! `SQLITE_BUSY` churn; writes from other processes (the `rotor` CLI, a second
-//! server) wait on the busy timeout. Every multi-row change runs in one
-//! transaction whose first statement writes, so the write lock is taken at
-//! the start and a compare-and-swap cannot be interleaved.
+//! Connections are synchronous (`rusqlite`, SQLite compiled in): one writer
+//! thread that group-commits every write of the process, and read-only
+//! connections used on the caller's thread ([`db`] explains why). A single
+//! writer serialises this process's writes without `SQLITE_BUSY` churn;
+//! writes from other processes (the `rotor` CLI, a second server) wait on the
+//! busy timeout. Every write runs inside a `BEGIN IMMEDIATE` transaction, so
+//! the write lock is held from its first statement and a compare-and-swap
+//! cannot be interleaved.
 #![forbid(unsafe_code)]
 
-mod group;
+mod db;
+mod migrate;
 mod rows;
 mod store;
 mod upstream;
 
-use std::str::FromStr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rotor_store::StoreError;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use rusqlite::ffi;
+
+pub use db::MAX_BATCH;
+pub use migrate::MIGRATIONS;
 
 /// How SQLite syncs the WAL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -38,11 +45,11 @@ pub enum Durability {
 /// Connection settings of the SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteConfig {
-    /// `sqlite://path/to/rotor.db` (created if missing) or `sqlite::memory:`.
+    /// `sqlite://path/to/rotor.db` or `sqlite:path` (created if missing).
     pub url: String,
     /// How commits are synced.
     pub durability: Durability,
-    /// Reader connections.
+    /// Idle read-only connections kept open.
     pub readers: u32,
     /// How long a write waits for another process's lock.
     pub busy_timeout: Duration,
@@ -63,89 +70,96 @@ impl SqliteConfig {
 /// The SQLite store. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
-    /// Rotations waiting for the group-commit writer ([`group`]).
-    rotations: tokio::sync::mpsc::Sender<group::Job>,
+    writer: Arc<db::Writer>,
+    readers: Arc<db::Readers>,
+    checkpointer: Arc<db::Checkpointer>,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database and runs pending migrations.
     pub async fn open(config: &SqliteConfig) -> Result<Self, StoreError> {
-        let opts = SqliteConnectOptions::from_str(&config.url)
-            .map_err(|e| StoreError::Other(format!("bad SQLite URL: {e}")))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(match config.durability {
-                Durability::Normal => SqliteSynchronous::Normal,
-                Durability::Full => SqliteSynchronous::Full,
-            })
-            .foreign_keys(true)
-            .busy_timeout(config.busy_timeout)
-            .statement_cache_capacity(256);
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            // A local file: no network to go stale, so no ping per checkout.
-            .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(opts.clone())
-            .await
-            .map_err(map_err)?;
-        MIGRATOR
-            .run(&writer)
-            .await
-            .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(config.readers.max(1))
-            .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(opts.read_only(true))
-            .await
-            .map_err(map_err)?;
-        let rotations = group::spawn(writer.clone());
+        let path = file_path(&config.url)?;
+        let (durability, busy) = (config.durability, config.busy_timeout);
+        let open_path = path.clone();
+        let conn = tokio::task::spawn_blocking(move || {
+            let conn = db::connect(&open_path, true, durability, busy)?;
+            migrate::run(&conn)?;
+            Ok::<_, StoreError>(conn)
+        })
+        .await
+        .map_err(|_| StoreError::Other("opening the SQLite database panicked".into()))??;
+        let writer = db::Writer::start(conn)?;
+        let checkpointer = db::Checkpointer::start(db::connect(&path, true, durability, busy)?)?;
+        let readers = db::Readers::new(path, durability, busy, config.readers as usize);
+        // Fail now, not on the first request, if readers cannot open.
+        readers.read(|c| c.execute_batch("SELECT 1").map_err(map_err))?;
         Ok(Self {
-            writer,
-            reader,
-            rotations,
+            writer: Arc::new(writer),
+            readers: Arc::new(readers),
+            checkpointer: Arc::new(checkpointer),
         })
     }
 
-    /// Closes both pools, waiting for connections in use.
+    /// Commits queued writes, stops the writer and closes the connections.
     pub async fn close(&self) {
-        self.reader.close().await;
         self.writer.close().await;
+        self.checkpointer.close();
+        self.readers.clear();
     }
 }
 
-/// The embedded migrations.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The file a `sqlite://PATH` or `sqlite:PATH` URL names (any `?query` is
+/// ignored). In-memory databases are refused: a token store that forgets
+/// everything on restart would log every installation out.
+fn file_path(url: &str) -> Result<PathBuf, StoreError> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(|| StoreError::Other(format!("not a SQLite URL: {url:?}")))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.starts_with(":memory:") || path.contains("mode=memory") {
+        return Err(StoreError::Other(
+            "a SQLite URL must name a file (in-memory databases are not supported)".into(),
+        ));
+    }
+    Ok(PathBuf::from(path))
+}
 
-/// Maps a sqlx error to the store's vocabulary.
-pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
+/// Maps a rusqlite error to the store's vocabulary.
+pub(crate) fn map_err(e: rusqlite::Error) -> StoreError {
     match &e {
-        sqlx::Error::RowNotFound => StoreError::NotFound,
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            StoreError::Unavailable(e.to_string())
-        }
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            let msg = db.message();
-            let what = if msg.contains("apps.slug") {
-                "slug"
-            } else if msg.contains("apps.client_id") {
-                "client_id"
-            } else if msg.contains("installations.app_id") {
-                "installation"
-            } else if msg.contains("tokens.parent_id") {
-                "successor"
-            } else if msg.contains("used_jtis") {
-                "jti"
-            } else {
-                "unique"
-            };
-            StoreError::Conflict(what.to_owned())
-        }
-        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
+        rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound,
+        rusqlite::Error::SqliteFailure(err, msg) => match err.extended_code {
+            ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                let msg = msg.as_deref().unwrap_or_default();
+                let what = if msg.contains("apps.slug") {
+                    "slug"
+                } else if msg.contains("apps.client_id") {
+                    "client_id"
+                } else if msg.contains("installations.app_id") {
+                    "installation"
+                } else if msg.contains("tokens.parent_id") {
+                    "successor"
+                } else if msg.contains("used_jtis") {
+                    "jti"
+                } else if msg.contains("upstream_providers") {
+                    "provider"
+                } else {
+                    "unique"
+                };
+                StoreError::Conflict(what.to_owned())
+            }
+            ffi::SQLITE_CONSTRAINT_FOREIGNKEY => StoreError::NotFound,
+            _ => match err.code {
+                ffi::ErrorCode::DatabaseBusy
+                | ffi::ErrorCode::DatabaseLocked
+                | ffi::ErrorCode::CannotOpen
+                | ffi::ErrorCode::DiskFull
+                | ffi::ErrorCode::SystemIoFailure
+                | ffi::ErrorCode::ReadOnly => StoreError::Unavailable(e.to_string()),
+                _ => StoreError::Other(e.to_string()),
+            },
+        },
         _ => StoreError::Other(e.to_string()),
     }
 }

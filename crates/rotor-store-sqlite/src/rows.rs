@@ -7,55 +7,63 @@ use rotor_core::{
     NewEvent, ReusePolicy, TokenHash,
 };
 use rotor_store::StoreError;
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
+use rusqlite::types::FromSql;
+use rusqlite::Row;
 use uuid::Uuid;
 
 pub(crate) fn ts(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
 
-fn from_ts(v: i64) -> Result<DateTime<Utc>, StoreError> {
+pub(crate) fn from_ts(v: i64) -> Result<DateTime<Utc>, StoreError> {
     DateTime::from_timestamp_micros(v).ok_or_else(|| bad("timestamp"))
 }
 
-fn opt_ts(v: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
+pub(crate) fn opt_ts(v: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
     v.map(from_ts).transpose()
 }
 
-fn bad(what: &str) -> StoreError {
+pub(crate) fn bad(what: &str) -> StoreError {
     StoreError::Other(format!("unreadable {what} in database row"))
 }
 
-fn uuid(v: &str) -> Result<Uuid, StoreError> {
+pub(crate) fn uuid(v: &str) -> Result<Uuid, StoreError> {
     Uuid::parse_str(v).map_err(|_| bad("uuid"))
 }
 
-fn get<'r, T>(row: &'r SqliteRow, col: &str) -> Result<T, StoreError>
-where
-    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
-{
-    row.try_get(col).map_err(crate::map_err)
+pub(crate) fn get<T: FromSql>(row: &Row<'_>, col: &str) -> Result<T, StoreError> {
+    row.get(col).map_err(crate::map_err)
 }
 
-fn hash(row: &SqliteRow, col: &str) -> Result<TokenHash, StoreError> {
-    let v: Vec<u8> = get(row, col)?;
-    TokenHash::from_slice(&v).ok_or_else(|| bad("hash"))
+pub(crate) fn uuid_col(row: &Row<'_>, col: &str) -> Result<Uuid, StoreError> {
+    let v = row.get_ref(col).map_err(crate::map_err)?;
+    let text = v.as_str().map_err(|_| bad("uuid"))?;
+    uuid(text)
+}
+
+fn opt_uuid(row: &Row<'_>, col: &str) -> Result<Option<Uuid>, StoreError> {
+    let v: Option<String> = get(row, col)?;
+    v.as_deref().map(uuid).transpose()
+}
+
+fn hash(row: &Row<'_>, col: &str) -> Result<TokenHash, StoreError> {
+    let v = row.get_ref(col).map_err(crate::map_err)?;
+    TokenHash::from_slice(v.as_blob().map_err(|_| bad("hash"))?).ok_or_else(|| bad("hash"))
 }
 
 pub(crate) fn scopes_json(scopes: &[String]) -> String {
     serde_json::to_string(scopes).unwrap_or_else(|_| "[]".to_owned())
 }
 
-fn scopes(row: &SqliteRow, col: &str) -> Result<Vec<String>, StoreError> {
+pub(crate) fn scopes(row: &Row<'_>, col: &str) -> Result<Vec<String>, StoreError> {
     let v: String = get(row, col)?;
     serde_json::from_str(&v).map_err(|_| bad("scopes"))
 }
 
-pub(crate) fn app(row: &SqliteRow) -> Result<App, StoreError> {
+pub(crate) fn app(row: &Row<'_>) -> Result<App, StoreError> {
     let policy: String = get(row, "reuse_policy")?;
     Ok(App {
-        id: uuid(&get::<String>(row, "id")?)?,
+        id: uuid_col(row, "id")?,
         slug: get(row, "slug")?,
         client_id: get(row, "client_id")?,
         client_secret: Ciphertext {
@@ -76,26 +84,25 @@ pub(crate) fn app(row: &SqliteRow) -> Result<App, StoreError> {
     })
 }
 
-pub(crate) fn installation(row: &SqliteRow) -> Result<Installation, StoreError> {
+pub(crate) fn installation(row: &Row<'_>) -> Result<Installation, StoreError> {
     let status: String = get(row, "status")?;
-    let current: Option<String> = get(row, "current_token_id")?;
     Ok(Installation {
-        id: uuid(&get::<String>(row, "id")?)?,
-        app_id: uuid(&get::<String>(row, "app_id")?)?,
+        id: uuid_col(row, "id")?,
+        app_id: uuid_col(row, "app_id")?,
         app_slug: get(row, "app_slug")?,
         org_slug: get(row, "org_slug")?,
         status: InstallationStatus::parse(&status).ok_or_else(|| bad("status"))?,
-        current_token_id: current.as_deref().map(uuid).transpose()?,
+        current_token_id: opt_uuid(row, "current_token_id")?,
         created_at: from_ts(get(row, "created_at")?)?,
         deleted_at: opt_ts(get(row, "deleted_at")?)?,
     })
 }
 
-pub(crate) fn grant(row: &SqliteRow) -> Result<Grant, StoreError> {
+pub(crate) fn grant(row: &Row<'_>) -> Result<Grant, StoreError> {
     Ok(Grant {
         code_hash: hash(row, "code_hash")?,
-        installation_id: uuid(&get::<String>(row, "installation_id")?)?,
-        app_id: uuid(&get::<String>(row, "app_id")?)?,
+        installation_id: uuid_col(row, "installation_id")?,
+        app_id: uuid_col(row, "app_id")?,
         expires_at: from_ts(get(row, "expires_at")?)?,
         created_at: from_ts(get(row, "created_at")?)?,
     })
@@ -109,13 +116,12 @@ pub(crate) const TOKEN_COLUMNS: &str = "t.id, t.family_id, t.installation_id, t.
     t.retired_at, COALESCE(t.revoked_at, f.revoked_at) AS revoked_at \
     FROM tokens t JOIN token_families f ON f.id = t.family_id";
 
-pub(crate) fn token(row: &SqliteRow) -> Result<IssuedToken, StoreError> {
-    let parent: Option<String> = get(row, "parent_id")?;
+pub(crate) fn token(row: &Row<'_>) -> Result<IssuedToken, StoreError> {
     Ok(IssuedToken {
-        id: uuid(&get::<String>(row, "id")?)?,
-        family_id: uuid(&get::<String>(row, "family_id")?)?,
-        installation_id: uuid(&get::<String>(row, "installation_id")?)?,
-        app_id: uuid(&get::<String>(row, "app_id")?)?,
+        id: uuid_col(row, "id")?,
+        family_id: uuid_col(row, "family_id")?,
+        installation_id: uuid_col(row, "installation_id")?,
+        app_id: uuid_col(row, "app_id")?,
         access_hash: hash(row, "access_hash")?,
         refresh_hash: hash(row, "refresh_hash")?,
         scopes: scopes(row, "scopes")?,
@@ -123,19 +129,18 @@ pub(crate) fn token(row: &SqliteRow) -> Result<IssuedToken, StoreError> {
         refresh_expires_at: from_ts(get(row, "refresh_expires_at")?)?,
         family_expires_at: from_ts(get(row, "family_expires_at")?)?,
         created_at: from_ts(get(row, "created_at")?)?,
-        parent_id: parent.as_deref().map(uuid).transpose()?,
+        parent_id: opt_uuid(row, "parent_id")?,
         retired_at: opt_ts(get(row, "retired_at")?)?,
         revoked_at: opt_ts(get(row, "revoked_at")?)?,
     })
 }
 
-pub(crate) fn event(row: &SqliteRow) -> Result<Event, StoreError> {
-    let inst: Option<String> = get(row, "installation_id")?;
+pub(crate) fn event(row: &Row<'_>) -> Result<Event, StoreError> {
     Ok(Event {
         id: get(row, "id")?,
         event: NewEvent {
             kind: get(row, "kind")?,
-            installation_id: inst.as_deref().map(uuid).transpose()?,
+            installation_id: opt_uuid(row, "installation_id")?,
             identity_id: get(row, "identity_id")?,
             exchange_type: get(row, "exchange_type")?,
             ip: get(row, "ip")?,

@@ -1,4 +1,8 @@
 //! `impl Store for SqliteStore`: every verb of the contract as SQL.
+//!
+//! Writes are closures run by the writer thread inside its batch transaction
+//! (each in its own savepoint, so each verb is atomic on its own); reads run
+//! in place on a read-only connection ([`crate::db`]).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -7,267 +11,352 @@ use rotor_core::{
     TokenHash, UsedJti,
 };
 use rotor_store::{Purged, Rotation, Store, StoreError, StoreResult};
-use sqlx::{Sqlite, Transaction};
+use rusqlite::{params, Connection, Params, Row};
 use uuid::Uuid;
 
 use crate::rows::{self, scopes_json, ts, TOKEN_COLUMNS};
-use crate::{map_err, SqliteStore};
+use crate::{db, map_err, SqliteStore};
 
 const INSTALLATION_COLUMNS: &str = "i.id, i.app_id, a.slug AS app_slug, i.org_slug, i.status, \
     i.current_token_id, i.created_at, i.deleted_at FROM installations i JOIN apps a ON a.id = i.app_id";
 
-pub(crate) async fn insert_token(
-    tx: &mut Transaction<'_, Sqlite>,
-    t: &IssuedToken,
-) -> StoreResult<()> {
-    sqlx::query(
+/// Runs a cached statement; answers the rows it changed.
+pub(crate) fn exec(conn: &Connection, sql: &str, params: impl Params) -> StoreResult<usize> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.execute(params))
+        .map_err(map_err)
+}
+
+/// The first row of a cached query, mapped.
+pub(crate) fn one<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    map: impl FnOnce(&Row<'_>) -> StoreResult<T>,
+) -> StoreResult<Option<T>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(map_err)?;
+    let mut rows = stmt.query(params).map_err(map_err)?;
+    match rows.next().map_err(map_err)? {
+        Some(row) => map(row).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Every row of a cached query, mapped.
+pub(crate) fn all<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    map: impl Fn(&Row<'_>) -> StoreResult<T>,
+) -> StoreResult<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(map_err)?;
+    let mut rows = stmt.query(params).map_err(map_err)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(map_err)? {
+        out.push(map(row)?);
+    }
+    Ok(out)
+}
+
+fn insert_token(conn: &Connection, t: &IssuedToken) -> StoreResult<()> {
+    exec(
+        conn,
         "INSERT INTO tokens (id, family_id, installation_id, app_id, access_hash, refresh_hash, \
          scopes, expires_at, refresh_expires_at, created_at, parent_id, retired_at, revoked_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
-    )
-    .bind(t.id.to_string())
-    .bind(t.family_id.to_string())
-    .bind(t.installation_id.to_string())
-    .bind(t.app_id.to_string())
-    .bind(t.access_hash.as_bytes().as_slice())
-    .bind(t.refresh_hash.as_bytes().as_slice())
-    .bind(scopes_json(&t.scopes))
-    .bind(ts(t.expires_at))
-    .bind(ts(t.refresh_expires_at))
-    .bind(ts(t.created_at))
-    .bind(t.parent_id.map(|p| p.to_string()))
-    .execute(&mut **tx)
-    .await
-    .map_err(map_err)?;
+        params![
+            t.id.to_string(),
+            t.family_id.to_string(),
+            t.installation_id.to_string(),
+            t.app_id.to_string(),
+            t.access_hash.as_bytes().as_slice(),
+            t.refresh_hash.as_bytes().as_slice(),
+            scopes_json(&t.scopes),
+            ts(t.expires_at),
+            ts(t.refresh_expires_at),
+            ts(t.created_at),
+            t.parent_id.map(|p| p.to_string()),
+        ],
+    )?;
     Ok(())
 }
 
 /// Starts a family for `t` (its first pair) and stores the pair.
-async fn insert_family_with(tx: &mut Transaction<'_, Sqlite>, t: &IssuedToken) -> StoreResult<()> {
-    sqlx::query(
+fn insert_family_with(conn: &Connection, t: &IssuedToken) -> StoreResult<()> {
+    exec(
+        conn,
         "INSERT INTO token_families (id, installation_id, app_id, created_at, expires_at, \
          revoked_at) VALUES (?, ?, ?, ?, ?, NULL)",
-    )
-    .bind(t.family_id.to_string())
-    .bind(t.installation_id.to_string())
-    .bind(t.app_id.to_string())
-    .bind(ts(t.created_at))
-    .bind(ts(t.family_expires_at))
-    .execute(&mut **tx)
-    .await
-    .map_err(map_err)?;
-    insert_token(tx, t).await
+        params![
+            t.family_id.to_string(),
+            t.installation_id.to_string(),
+            t.app_id.to_string(),
+            ts(t.created_at),
+            ts(t.family_expires_at),
+        ],
+    )?;
+    insert_token(conn, t)
+}
+
+/// Points a live installation at pair `token_id`; `NotFound` if the
+/// installation is gone.
+fn point_installation(
+    conn: &Connection,
+    installation_id: Uuid,
+    token_id: Uuid,
+    mark_installed: bool,
+) -> StoreResult<()> {
+    let sql = if mark_installed {
+        "UPDATE installations SET current_token_id = ?, status = 'installed' \
+         WHERE id = ? AND deleted_at IS NULL"
+    } else {
+        "UPDATE installations SET current_token_id = ? WHERE id = ? AND deleted_at IS NULL"
+    };
+    let n = exec(
+        conn,
+        sql,
+        params![token_id.to_string(), installation_id.to_string()],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Appends `events`.
+pub(crate) fn insert_events(conn: &Connection, events: &[NewEvent]) -> StoreResult<()> {
+    for e in events {
+        exec(
+            conn,
+            "INSERT INTO events (kind, installation_id, identity_id, exchange_type, ip, actor, \
+             detail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            params![
+                e.kind,
+                e.installation_id.map(|i| i.to_string()),
+                e.identity_id,
+                e.exchange_type,
+                e.ip,
+                e.actor,
+                e.detail,
+                ts(e.created_at),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// Revokes every live family of an installation at `now`.
+fn revoke_installation_families(
+    conn: &Connection,
+    installation_id: Uuid,
+    now: i64,
+) -> StoreResult<()> {
+    exec(
+        conn,
+        "UPDATE token_families SET revoked_at = ? WHERE installation_id = ? AND revoked_at IS NULL",
+        params![now, installation_id.to_string()],
+    )?;
+    Ok(())
 }
 
 /// Runs `DELETE FROM {table} WHERE rowid IN ({select} LIMIT batch)`.
-async fn delete_batch(
-    tx: &mut Transaction<'_, Sqlite>,
+fn delete_batch(
+    conn: &Connection,
     table: &str,
     select: &str,
     now: i64,
     batch: u32,
 ) -> StoreResult<u64> {
     let sql = format!("DELETE FROM {table} WHERE rowid IN ({select} LIMIT ?2)");
-    let done = sqlx::query(&sql)
-        .bind(now)
-        .bind(i64::from(batch))
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
-    Ok(done.rows_affected())
+    let n = exec(conn, &sql, params![now, i64::from(batch)])?;
+    Ok(n as u64)
 }
 
-/// Inserts `events` with one multi-row statement (one round trip to the
-/// SQLite worker thread instead of one per event).
-pub(crate) async fn insert_events(
-    conn: &mut sqlx::SqliteConnection,
+fn token_by_id(conn: &Connection, id: Uuid) -> StoreResult<IssuedToken> {
+    let sql = format!("SELECT {TOKEN_COLUMNS} WHERE t.id = ?");
+    one(conn, &sql, [id.to_string()], rows::token)?.ok_or(StoreError::NotFound)
+}
+
+/// The rotation compare-and-swap and its writes; see [`Store::rotate_refresh`].
+fn rotate(
+    conn: &Connection,
+    old_id: Uuid,
+    s: &IssuedToken,
     events: &[NewEvent],
-) -> StoreResult<()> {
-    if events.is_empty() {
-        return Ok(());
+) -> StoreResult<Rotation> {
+    // Retire the old pair only while it is live and its family stands.
+    let retired = exec(
+        conn,
+        "UPDATE tokens SET retired_at = ? WHERE id = ? AND retired_at IS NULL \
+         AND revoked_at IS NULL AND family_id = ? AND EXISTS (SELECT 1 FROM token_families f \
+         WHERE f.id = tokens.family_id AND f.revoked_at IS NULL)",
+        params![
+            ts(s.created_at),
+            old_id.to_string(),
+            s.family_id.to_string()
+        ],
+    )?;
+    if retired == 0 {
+        return Ok(Rotation::Lost(Box::new(token_by_id(conn, old_id)?)));
     }
-    let mut q = sqlx::QueryBuilder::<Sqlite>::new(
-        "INSERT INTO events (kind, installation_id, identity_id, exchange_type, ip, actor, detail, created_at) ",
-    );
-    q.push_values(events, |mut b, e| {
-        b.push_bind(&e.kind)
-            .push_bind(e.installation_id.map(|i| i.to_string()))
-            .push_bind(&e.identity_id)
-            .push_bind(&e.exchange_type)
-            .push_bind(&e.ip)
-            .push_bind(&e.actor)
-            .push_bind(&e.detail)
-            .push_bind(ts(e.created_at));
-    });
-    q.build().execute(conn).await.map_err(map_err)?;
-    Ok(())
+    insert_token(conn, s)?;
+    // A deleted installation keeps no pointer; its families are revoked, so
+    // the CAS above already refused — this only guards the pointer itself.
+    exec(
+        conn,
+        "UPDATE installations SET current_token_id = ? WHERE id = ? AND deleted_at IS NULL",
+        params![s.id.to_string(), s.installation_id.to_string()],
+    )?;
+    insert_events(conn, events)?;
+    Ok(Rotation::Rotated)
 }
 
 impl SqliteStore {
-    async fn token_where(&self, cond: &str, hash: &TokenHash) -> StoreResult<Option<IssuedToken>> {
+    fn token_where(&self, cond: &str, hash: &TokenHash) -> StoreResult<Option<IssuedToken>> {
         let sql = format!("SELECT {TOKEN_COLUMNS} WHERE {cond} = ?");
-        sqlx::query(&sql)
-            .bind(hash.as_bytes().as_slice())
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(map_err)?
-            .as_ref()
-            .map(rows::token)
-            .transpose()
+        self.readers
+            .read(|c| one(c, &sql, [hash.as_bytes().as_slice()], rows::token))
     }
 
-    pub(crate) async fn token_by_id_in(
-        tx: &mut Transaction<'_, Sqlite>,
-        id: Uuid,
-    ) -> StoreResult<IssuedToken> {
-        let sql = format!("SELECT {TOKEN_COLUMNS} WHERE t.id = ?");
-        let row = sqlx::query(&sql)
-            .bind(id.to_string())
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(map_err)?
-            .ok_or(StoreError::NotFound)?;
-        rows::token(&row)
-    }
-
-    async fn app_where(&self, cond: &str, value: String) -> StoreResult<Option<App>> {
+    fn app_where(&self, cond: &str, value: &str) -> StoreResult<Option<App>> {
         let sql = format!("SELECT * FROM apps WHERE {cond} = ?");
-        sqlx::query(&sql)
-            .bind(value)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(map_err)?
-            .as_ref()
-            .map(rows::app)
-            .transpose()
+        self.readers.read(|c| one(c, &sql, [value], rows::app))
     }
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.reader)
-            .await
-            .map_err(map_err)?;
+        self.readers.read(|c| one(c, "SELECT 1", [], |_| Ok(())))?;
         Ok(())
     }
 
     async fn insert_app(&self, app: &App) -> StoreResult<()> {
-        let s = &app.settings;
-        sqlx::query(
-            "INSERT INTO apps (id, slug, name, client_id, secret_key_id, secret_ct, scopes, \
-             webhook_url, verify_install, access_token_ttl_seconds, refresh_grace_seconds, \
-             reuse_policy, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(app.id.to_string())
-        .bind(&app.slug)
-        .bind(&s.name)
-        .bind(&app.client_id)
-        .bind(&app.client_secret.key_id)
-        .bind(&app.client_secret.bytes)
-        .bind(scopes_json(&s.scopes))
-        .bind(&s.webhook_url)
-        .bind(s.verify_install)
-        .bind(s.access_token_ttl_seconds)
-        .bind(s.refresh_grace_seconds)
-        .bind(s.reuse_policy.as_str())
-        .bind(ts(app.created_at))
-        .bind(ts(app.updated_at))
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
-        Ok(())
+        let app = app.clone();
+        self.writer
+            .write(move |c| {
+                let s = &app.settings;
+                exec(
+                    c,
+                    "INSERT INTO apps (id, slug, name, client_id, secret_key_id, secret_ct, scopes, \
+                     webhook_url, verify_install, access_token_ttl_seconds, refresh_grace_seconds, \
+                     reuse_policy, created_at, updated_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    params![
+                        app.id.to_string(),
+                        app.slug,
+                        s.name,
+                        app.client_id,
+                        app.client_secret.key_id,
+                        app.client_secret.bytes,
+                        scopes_json(&s.scopes),
+                        s.webhook_url,
+                        s.verify_install,
+                        s.access_token_ttl_seconds,
+                        s.refresh_grace_seconds,
+                        s.reuse_policy.as_str(),
+                        ts(app.created_at),
+                        ts(app.updated_at),
+                    ],
+                )?;
+                Ok(())
+            })
+            .await
     }
 
     async fn update_app(&self, app: &App) -> StoreResult<()> {
-        let s = &app.settings;
-        let done = sqlx::query(
-            "UPDATE apps SET name = ?, secret_key_id = ?, secret_ct = ?, scopes = ?, \
-             webhook_url = ?, verify_install = ?, access_token_ttl_seconds = ?, \
-             refresh_grace_seconds = ?, reuse_policy = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(&s.name)
-        .bind(&app.client_secret.key_id)
-        .bind(&app.client_secret.bytes)
-        .bind(scopes_json(&s.scopes))
-        .bind(&s.webhook_url)
-        .bind(s.verify_install)
-        .bind(s.access_token_ttl_seconds)
-        .bind(s.refresh_grace_seconds)
-        .bind(s.reuse_policy.as_str())
-        .bind(ts(app.updated_at))
-        .bind(app.id.to_string())
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        let app = app.clone();
+        self.writer
+            .write(move |c| {
+                let s = &app.settings;
+                let n = exec(
+                    c,
+                    "UPDATE apps SET name = ?, secret_key_id = ?, secret_ct = ?, scopes = ?, \
+                     webhook_url = ?, verify_install = ?, access_token_ttl_seconds = ?, \
+                     refresh_grace_seconds = ?, reuse_policy = ?, updated_at = ? WHERE id = ?",
+                    params![
+                        s.name,
+                        app.client_secret.key_id,
+                        app.client_secret.bytes,
+                        scopes_json(&s.scopes),
+                        s.webhook_url,
+                        s.verify_install,
+                        s.access_token_ttl_seconds,
+                        s.refresh_grace_seconds,
+                        s.reuse_policy.as_str(),
+                        ts(app.updated_at),
+                        app.id.to_string(),
+                    ],
+                )?;
+                if n == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            })
+            .await
     }
 
     async fn app_by_slug(&self, slug: &str) -> StoreResult<Option<App>> {
-        self.app_where("slug", slug.to_owned()).await
+        self.app_where("slug", slug)
     }
 
     async fn app_by_client_id(&self, client_id: &str) -> StoreResult<Option<App>> {
-        self.app_where("client_id", client_id.to_owned()).await
+        self.app_where("client_id", client_id)
     }
 
     async fn app_by_id(&self, id: Uuid) -> StoreResult<Option<App>> {
-        self.app_where("id", id.to_string()).await
+        self.app_where("id", &id.to_string())
     }
 
     async fn list_apps(&self) -> StoreResult<Vec<App>> {
-        sqlx::query("SELECT * FROM apps ORDER BY created_at, slug")
-            .fetch_all(&self.reader)
-            .await
-            .map_err(map_err)?
-            .iter()
-            .map(rows::app)
-            .collect()
+        db::read_blocking(&self.readers, |c| {
+            all(
+                c,
+                "SELECT * FROM apps ORDER BY created_at, slug",
+                [],
+                rows::app,
+            )
+        })
+        .await
     }
 
     async fn create_installation(&self, inst: &Installation, grant: &Grant) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
-        sqlx::query(
-            "INSERT INTO installations (id, app_id, org_slug, status, current_token_id, \
-             created_at, deleted_at) VALUES (?, ?, ?, ?, NULL, ?, NULL)",
-        )
-        .bind(inst.id.to_string())
-        .bind(inst.app_id.to_string())
-        .bind(&inst.org_slug)
-        .bind(inst.status.as_str())
-        .bind(ts(inst.created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        sqlx::query(
-            "INSERT INTO grants (code_hash, installation_id, app_id, expires_at, created_at) \
-             VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(grant.code_hash.as_bytes().as_slice())
-        .bind(grant.installation_id.to_string())
-        .bind(grant.app_id.to_string())
-        .bind(ts(grant.expires_at))
-        .bind(ts(grant.created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)
+        let (inst, grant) = (inst.clone(), grant.clone());
+        self.writer
+            .write(move |c| {
+                exec(
+                    c,
+                    "INSERT INTO installations (id, app_id, org_slug, status, current_token_id, \
+                     created_at, deleted_at) VALUES (?, ?, ?, ?, NULL, ?, NULL)",
+                    params![
+                        inst.id.to_string(),
+                        inst.app_id.to_string(),
+                        inst.org_slug,
+                        inst.status.as_str(),
+                        ts(inst.created_at),
+                    ],
+                )?;
+                exec(
+                    c,
+                    "INSERT INTO grants (code_hash, installation_id, app_id, expires_at, created_at) \
+                     VALUES (?, ?, ?, ?, ?)",
+                    params![
+                        grant.code_hash.as_bytes().as_slice(),
+                        grant.installation_id.to_string(),
+                        grant.app_id.to_string(),
+                        ts(grant.expires_at),
+                        ts(grant.created_at),
+                    ],
+                )?;
+                Ok(())
+            })
+            .await
     }
 
     async fn installation(&self, id: Uuid) -> StoreResult<Option<Installation>> {
         let sql = format!("SELECT {INSTALLATION_COLUMNS} WHERE i.id = ?");
-        sqlx::query(&sql)
-            .bind(id.to_string())
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(map_err)?
-            .as_ref()
-            .map(rows::installation)
-            .transpose()
+        self.readers
+            .read(|c| one(c, &sql, [id.to_string()], rows::installation))
     }
 
     async fn set_installation_status(
@@ -275,58 +364,53 @@ impl Store for SqliteStore {
         id: Uuid,
         status: InstallationStatus,
     ) -> StoreResult<()> {
-        let done =
-            sqlx::query("UPDATE installations SET status = ? WHERE id = ? AND deleted_at IS NULL")
-                .bind(status.as_str())
-                .bind(id.to_string())
-                .execute(&self.writer)
-                .await
-                .map_err(map_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        self.writer
+            .write(move |c| {
+                let n = exec(
+                    c,
+                    "UPDATE installations SET status = ? WHERE id = ? AND deleted_at IS NULL",
+                    params![status.as_str(), id.to_string()],
+                )?;
+                if n == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            })
+            .await
     }
 
     async fn delete_installation(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
-        let done = sqlx::query(
-            "UPDATE installations SET deleted_at = ?, current_token_id = NULL \
-             WHERE id = ? AND deleted_at IS NULL",
-        )
-        .bind(ts(now))
-        .bind(id.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        sqlx::query(
-            "UPDATE token_families SET revoked_at = ? WHERE installation_id = ? AND revoked_at IS NULL",
-        )
-        .bind(ts(now))
-        .bind(id.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        sqlx::query("DELETE FROM grants WHERE installation_id = ?")
-            .bind(id.to_string())
-            .execute(&mut *tx)
+        self.writer
+            .write(move |c| {
+                let n = exec(
+                    c,
+                    "UPDATE installations SET deleted_at = ?, current_token_id = NULL \
+                     WHERE id = ? AND deleted_at IS NULL",
+                    params![ts(now), id.to_string()],
+                )?;
+                if n == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                revoke_installation_families(c, id, ts(now))?;
+                exec(
+                    c,
+                    "DELETE FROM grants WHERE installation_id = ?",
+                    [id.to_string()],
+                )?;
+                Ok(())
+            })
             .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)
     }
 
     async fn grant(&self, code_hash: &TokenHash) -> StoreResult<Option<Grant>> {
-        sqlx::query("SELECT * FROM grants WHERE code_hash = ?")
-            .bind(code_hash.as_bytes().as_slice())
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(map_err)?
-            .as_ref()
-            .map(rows::grant)
-            .transpose()
+        self.readers.read(|c| {
+            one(
+                c,
+                "SELECT * FROM grants WHERE code_hash = ?",
+                [code_hash.as_bytes().as_slice()],
+                rows::grant,
+            )
+        })
     }
 
     async fn exchange_grant(
@@ -336,43 +420,34 @@ impl Store for SqliteStore {
         mark_installed: bool,
         events: &[NewEvent],
     ) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
-        // The compare-and-swap: only the exchange that deletes the grant wins.
-        let used = sqlx::query("DELETE FROM grants WHERE code_hash = ? AND installation_id = ?")
-            .bind(code_hash.as_bytes().as_slice())
-            .bind(token.installation_id.to_string())
-            .execute(&mut *tx)
+        let (code_hash, token, events) = (*code_hash, token.clone(), events.to_vec());
+        self.writer
+            .write(move |c| {
+                // The compare-and-swap: only the exchange that deletes the grant wins.
+                let used = exec(
+                    c,
+                    "DELETE FROM grants WHERE code_hash = ? AND installation_id = ?",
+                    params![
+                        code_hash.as_bytes().as_slice(),
+                        token.installation_id.to_string()
+                    ],
+                )?;
+                if used == 0 {
+                    return Err(StoreError::Conflict("grant_used".into()));
+                }
+                insert_family_with(c, &token)?;
+                point_installation(c, token.installation_id, token.id, mark_installed)?;
+                insert_events(c, &events)
+            })
             .await
-            .map_err(map_err)?;
-        if used.rows_affected() == 0 {
-            return Err(StoreError::Conflict("grant_used".into()));
-        }
-        insert_family_with(&mut tx, token).await?;
-        let status_sql = if mark_installed {
-            "UPDATE installations SET current_token_id = ?, status = 'installed' \
-             WHERE id = ? AND deleted_at IS NULL"
-        } else {
-            "UPDATE installations SET current_token_id = ? WHERE id = ? AND deleted_at IS NULL"
-        };
-        let pointed = sqlx::query(status_sql)
-            .bind(token.id.to_string())
-            .bind(token.installation_id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        if pointed.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        insert_events(&mut tx, events).await?;
-        tx.commit().await.map_err(map_err)
     }
 
     async fn token_by_refresh(&self, refresh_hash: &TokenHash) -> StoreResult<Option<IssuedToken>> {
-        self.token_where("t.refresh_hash", refresh_hash).await
+        self.token_where("t.refresh_hash", refresh_hash)
     }
 
     async fn token_by_access(&self, access_hash: &TokenHash) -> StoreResult<Option<IssuedToken>> {
-        self.token_where("t.access_hash", access_hash).await
+        self.token_where("t.access_hash", access_hash)
     }
 
     async fn rotate_refresh(
@@ -381,7 +456,10 @@ impl Store for SqliteStore {
         successor: &IssuedToken,
         events: &[NewEvent],
     ) -> StoreResult<Rotation> {
-        crate::group::rotate(&self.rotations, old_id, successor, events).await
+        let (successor, events) = (successor.clone(), events.to_vec());
+        self.writer
+            .write(move |c| rotate(c, old_id, &successor, &events))
+            .await
     }
 
     async fn revoke_family(
@@ -390,18 +468,18 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
         events: &[NewEvent],
     ) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
-        let done = sqlx::query(
-            "UPDATE token_families SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-        )
-        .bind(ts(now))
-        .bind(family_id.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        insert_events(&mut tx, events).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(done.rows_affected() > 0)
+        let events = events.to_vec();
+        self.writer
+            .write(move |c| {
+                let n = exec(
+                    c,
+                    "UPDATE token_families SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                    params![ts(now), family_id.to_string()],
+                )?;
+                insert_events(c, &events)?;
+                Ok(n > 0)
+            })
+            .await
     }
 
     async fn reissue(
@@ -410,113 +488,98 @@ impl Store for SqliteStore {
         token: &IssuedToken,
         events: &[NewEvent],
     ) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
-        sqlx::query("INSERT INTO used_jtis (app_id, jti, expires_at) VALUES (?, ?, ?)")
-            .bind(jti.app_id.to_string())
-            .bind(&jti.jti)
-            .bind(ts(jti.expires_at))
-            .execute(&mut *tx)
+        let (jti, token, events) = (jti.clone(), token.clone(), events.to_vec());
+        self.writer
+            .write(move |c| {
+                insert_jti(c, &jti)?;
+                revoke_installation_families(c, token.installation_id, ts(token.created_at))?;
+                insert_family_with(c, &token)?;
+                point_installation(c, token.installation_id, token.id, false)?;
+                insert_events(c, &events)
+            })
             .await
-            .map_err(map_err)?;
-        sqlx::query(
-            "UPDATE token_families SET revoked_at = ? WHERE installation_id = ? AND revoked_at IS NULL",
-        )
-        .bind(ts(token.created_at))
-        .bind(token.installation_id.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        insert_family_with(&mut tx, token).await?;
-        let pointed = sqlx::query(
-            "UPDATE installations SET current_token_id = ? WHERE id = ? AND deleted_at IS NULL",
-        )
-        .bind(token.id.to_string())
-        .bind(token.installation_id.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        if pointed.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        insert_events(&mut tx, events).await?;
-        tx.commit().await.map_err(map_err)
     }
 
     async fn remember_jti(&self, jti: &UsedJti) -> StoreResult<()> {
-        sqlx::query("INSERT INTO used_jtis (app_id, jti, expires_at) VALUES (?, ?, ?)")
-            .bind(jti.app_id.to_string())
-            .bind(&jti.jti)
-            .bind(ts(jti.expires_at))
-            .execute(&self.writer)
-            .await
-            .map_err(map_err)?;
-        Ok(())
+        let jti = jti.clone();
+        self.writer.write(move |c| insert_jti(c, &jti)).await
     }
 
     async fn purge_expired(&self, now: DateTime<Utc>, batch: u32) -> StoreResult<Purged> {
         let now = ts(now);
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
-        let purged = Purged {
-            grants: delete_batch(
-                &mut tx,
-                "grants",
-                "SELECT rowid FROM grants WHERE expires_at <= ?1",
-                now,
-                batch,
-            )
-            .await?,
-            jtis: delete_batch(
-                &mut tx,
-                "used_jtis",
-                "SELECT rowid FROM used_jtis WHERE expires_at <= ?1",
-                now,
-                batch,
-            )
-            .await?,
-            tokens: delete_batch(
-                &mut tx,
-                "tokens",
-                "SELECT rowid FROM tokens WHERE refresh_expires_at <= ?1",
-                now,
-                batch,
-            )
-            .await?,
-            families: delete_batch(
-                &mut tx,
-                "token_families",
-                // A family and its first pair are written in one transaction, so
-                // a family without pairs is one whose pairs were all purged.
-                "SELECT f.rowid FROM token_families f WHERE ?1 IS NOT NULL \
-                 AND NOT EXISTS (SELECT 1 FROM tokens t WHERE t.family_id = f.id)",
-                now,
-                batch,
-            )
-            .await?,
-        };
-        tx.commit().await.map_err(map_err)?;
-        Ok(purged)
+        self.writer
+            .write(move |c| {
+                Ok(Purged {
+                    grants: delete_batch(
+                        c,
+                        "grants",
+                        "SELECT rowid FROM grants WHERE expires_at <= ?1",
+                        now,
+                        batch,
+                    )?,
+                    jtis: delete_batch(
+                        c,
+                        "used_jtis",
+                        "SELECT rowid FROM used_jtis WHERE expires_at <= ?1",
+                        now,
+                        batch,
+                    )?,
+                    tokens: delete_batch(
+                        c,
+                        "tokens",
+                        "SELECT rowid FROM tokens WHERE refresh_expires_at <= ?1",
+                        now,
+                        batch,
+                    )?,
+                    families: delete_batch(
+                        c,
+                        "token_families",
+                        // A family and its first pair are written in one
+                        // transaction, so a family without pairs is one whose
+                        // pairs were all purged.
+                        "SELECT f.rowid FROM token_families f WHERE ?1 IS NOT NULL \
+                         AND NOT EXISTS (SELECT 1 FROM tokens t WHERE t.family_id = f.id)",
+                        now,
+                        batch,
+                    )?,
+                })
+            })
+            .await
     }
 
     async fn record_event(&self, e: &NewEvent) -> StoreResult<()> {
-        let mut conn = self.writer.acquire().await.map_err(map_err)?;
-        insert_events(&mut conn, std::slice::from_ref(e)).await
+        let e = e.clone();
+        self.writer
+            .write(move |c| insert_events(c, std::slice::from_ref(&e)))
+            .await
     }
 
     async fn list_events(&self, f: &EventFilter) -> StoreResult<Vec<Event>> {
-        sqlx::query(
-            "SELECT * FROM events WHERE (?1 IS NULL OR installation_id = ?1) \
-             AND (?2 IS NULL OR identity_id = ?2) AND (?3 IS NULL OR kind = ?3) \
-             ORDER BY id DESC LIMIT ?4",
-        )
-        .bind(f.installation_id.map(|i| i.to_string()))
-        .bind(&f.identity_id)
-        .bind(&f.kind)
-        .bind(i64::from(f.limit))
-        .fetch_all(&self.reader)
+        let f = f.clone();
+        db::read_blocking(&self.readers, move |c| {
+            all(
+                c,
+                "SELECT * FROM events WHERE (?1 IS NULL OR installation_id = ?1) \
+                 AND (?2 IS NULL OR identity_id = ?2) AND (?3 IS NULL OR kind = ?3) \
+                 ORDER BY id DESC LIMIT ?4",
+                params![
+                    f.installation_id.map(|i| i.to_string()),
+                    f.identity_id,
+                    f.kind,
+                    i64::from(f.limit),
+                ],
+                rows::event,
+            )
+        })
         .await
-        .map_err(map_err)?
-        .iter()
-        .map(rows::event)
-        .collect()
     }
+}
+
+fn insert_jti(conn: &Connection, jti: &UsedJti) -> StoreResult<()> {
+    exec(
+        conn,
+        "INSERT INTO used_jtis (app_id, jti, expires_at) VALUES (?, ?, ?)",
+        params![jti.app_id.to_string(), jti.jti, ts(jti.expires_at)],
+    )?;
+    Ok(())
 }

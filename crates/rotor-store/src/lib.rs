@@ -24,7 +24,7 @@ use rotor_core::{
 use uuid::Uuid;
 
 /// Why a store call failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The record to change does not exist (or is deleted).
     #[error("not found")]
