@@ -199,20 +199,33 @@ impl std::fmt::Debug for TokenHash {
 
 /// Writes `bytes` (big-endian) as exactly `width` base62 digits onto `out`.
 fn encode_base62(bytes: &[u8], width: usize, out: &mut String) {
-    // Long division of the big-endian number by 62, `width` times; bytes are
-    // at most 32 long, so this is a few hundred cheap operations.
-    let mut num = [0u8; 32];
+    // The base-62 digits of the big-endian number `bytes`, least significant
+    // first, then reversed: long division by 62^5 (which fits in a u32) over
+    // 32-bit limbs yields five digits per pass, so a 256-bit body is nine
+    // passes of eight cheap 64-by-32-bit divisions.
+    const CHUNK: u64 = 62u64.pow(5);
+    let mut limbs = [0u32; 8];
     let n = bytes.len().min(32);
+    let mut num = [0u8; 32];
     num[32 - n..].copy_from_slice(&bytes[bytes.len() - n..]);
-    let mut digits = [0u8; 64];
-    for slot in digits.iter_mut().take(width) {
-        let mut rem: u32 = 0;
-        for byte in num.iter_mut() {
-            let acc = (rem << 8) | u32::from(*byte);
-            *byte = (acc / 62) as u8;
-            rem = acc % 62;
+    for (limb, four) in limbs.iter_mut().zip(num.chunks_exact(4)) {
+        *limb = u32::from_be_bytes([four[0], four[1], four[2], four[3]]);
+    }
+    let mut digits = [0u8; 65];
+    let mut produced = 0;
+    while produced < width {
+        let mut rem: u64 = 0;
+        for limb in limbs.iter_mut() {
+            let acc = (rem << 32) | u64::from(*limb);
+            // acc < CHUNK * 2^32, so the quotient fits in a u32.
+            *limb = (acc / CHUNK) as u32;
+            rem = acc % CHUNK;
         }
-        *slot = ALPHABET[rem as usize];
+        for _ in 0..5 {
+            digits[produced] = ALPHABET[(rem % 62) as usize];
+            rem /= 62;
+            produced += 1;
+        }
     }
     for &d in digits[..width].iter().rev() {
         out.push(d as char);
@@ -223,6 +236,47 @@ fn encode_base62(bytes: &[u8], width: usize, out: &mut String) {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The encoder as first written: one digit per long division by 62 over
+    /// bytes. Kept as the reference the fast one must match digit for digit,
+    /// since every token ever issued was encoded this way.
+    fn encode_base62_reference(bytes: &[u8], width: usize) -> String {
+        let mut num = [0u8; 32];
+        let n = bytes.len().min(32);
+        num[32 - n..].copy_from_slice(&bytes[bytes.len() - n..]);
+        let mut digits = Vec::new();
+        for _ in 0..width {
+            let mut rem: u32 = 0;
+            for byte in num.iter_mut() {
+                let acc = (rem << 8) | u32::from(*byte);
+                *byte = (acc / 62) as u8;
+                rem = acc % 62;
+            }
+            digits.push(ALPHABET[rem as usize] as char);
+        }
+        digits.iter().rev().collect()
+    }
+
+    proptest! {
+        #[test]
+        fn fast_base62_matches_the_reference(bytes in proptest::array::uniform32(any::<u8>()), crc in any::<u32>()) {
+            let mut body = String::new();
+            encode_base62(&bytes, BODY_LEN, &mut body);
+            prop_assert_eq!(&body, &encode_base62_reference(&bytes, BODY_LEN));
+            let mut sum = String::new();
+            encode_base62(&crc.to_be_bytes(), CHECKSUM_LEN, &mut sum);
+            prop_assert_eq!(&sum, &encode_base62_reference(&crc.to_be_bytes(), CHECKSUM_LEN));
+        }
+    }
+
+    #[test]
+    fn base62_edges_match_the_reference() {
+        for bytes in [[0u8; 32], [0xff; 32]] {
+            let mut body = String::new();
+            encode_base62(&bytes, BODY_LEN, &mut body);
+            assert_eq!(body, encode_base62_reference(&bytes, BODY_LEN));
+        }
+    }
 
     #[test]
     fn generated_tokens_have_the_documented_shape() {

@@ -53,11 +53,6 @@ pub(crate) fn connect(
         Durability::Full => "FULL",
     };
     if write {
-        // The writer's page cache holds the index pages rotations touch;
-        // the WAL is checkpointed by [`Checkpointer`] off the writer thread,
-        // and by the writer itself only if the WAL outgrows 64 MiB.
-        conn.execute_batch("PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 16384;")
-            .map_err(map_err)?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(map_err)?;
@@ -66,6 +61,13 @@ pub(crate) fn connect(
                 "SQLite refused WAL mode (journal_mode is {mode})"
             )));
         }
+    }
+    if !write {
+        // A reader's page cache is dropped whenever the writer has committed
+        // since its last read, which under load is every read: a big one
+        // only costs memory and the time to empty it.
+        conn.execute_batch("PRAGMA cache_size = -128")
+            .map_err(map_err)?;
     }
     conn.execute_batch(&format!(
         "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;"
@@ -257,53 +259,6 @@ fn exec_cached(conn: &Connection, sql: &str) -> StoreResult<()> {
         .and_then(|mut s| s.execute([]))
         .map_err(map_err)?;
     Ok(())
-}
-
-/// Copies the WAL back into the database file on its own thread and
-/// connection, so that the copy and its `fsync` do not stall the writer.
-pub(crate) struct Checkpointer {
-    stop: Mutex<Option<std::sync::mpsc::Sender<()>>>,
-}
-
-impl std::fmt::Debug for Checkpointer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Checkpointer").finish_non_exhaustive()
-    }
-}
-
-/// How often the WAL is checkpointed.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
-
-impl Checkpointer {
-    pub(crate) fn start(conn: Connection) -> StoreResult<Self> {
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        std::thread::Builder::new()
-            .name("rotor-sqlite-checkpoint".into())
-            .spawn(move || {
-                // Ends when the sender is dropped (the store closed).
-                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                    stopped.recv_timeout(CHECKPOINT_EVERY)
-                {
-                    // PASSIVE: copies what no reader still needs and never
-                    // waits for the writer; a busy database is retried on
-                    // the next tick.
-                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    {
-                        tracing::debug!(error = %e, "WAL checkpoint deferred");
-                    }
-                }
-            })
-            .map_err(|e| StoreError::Other(format!("cannot start the SQLite checkpointer: {e}")))?;
-        Ok(Self {
-            stop: Mutex::new(Some(stop)),
-        })
-    }
-
-    pub(crate) fn close(&self) {
-        if let Ok(mut stop) = self.stop.lock() {
-            stop.take();
-        }
-    }
 }
 
 /// Read-only connections, used on the calling thread.

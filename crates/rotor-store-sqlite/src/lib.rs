@@ -72,7 +72,6 @@ impl SqliteConfig {
 pub struct SqliteStore {
     writer: Arc<db::Writer>,
     readers: Arc<db::Readers>,
-    checkpointer: Arc<db::Checkpointer>,
 }
 
 impl SqliteStore {
@@ -89,21 +88,18 @@ impl SqliteStore {
         .await
         .map_err(|_| StoreError::Other("opening the SQLite database panicked".into()))??;
         let writer = db::Writer::start(conn)?;
-        let checkpointer = db::Checkpointer::start(db::connect(&path, true, durability, busy)?)?;
         let readers = db::Readers::new(path, durability, busy, config.readers as usize);
         // Fail now, not on the first request, if readers cannot open.
         readers.read(|c| c.execute_batch("SELECT 1").map_err(map_err))?;
         Ok(Self {
             writer: Arc::new(writer),
             readers: Arc::new(readers),
-            checkpointer: Arc::new(checkpointer),
         })
     }
 
     /// Commits queued writes, stops the writer and closes the connections.
     pub async fn close(&self) {
         self.writer.close().await;
-        self.checkpointer.close();
         self.readers.clear();
     }
 }
