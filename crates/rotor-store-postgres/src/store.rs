@@ -78,6 +78,32 @@ pub(crate) async fn insert_events(conn: &mut PgConnection, events: &[NewEvent]) 
     Ok(())
 }
 
+/// The columns of `events`, as arrays for `UNNEST`.
+#[allow(clippy::type_complexity)]
+fn event_columns(
+    events: &[NewEvent],
+) -> (
+    Vec<String>,
+    Vec<Option<Uuid>>,
+    Vec<Option<String>>,
+    Vec<Option<String>>,
+    Vec<Option<String>>,
+    Vec<Option<String>>,
+    Vec<Option<String>>,
+    Vec<DateTime<Utc>>,
+) {
+    (
+        events.iter().map(|e| e.kind.clone()).collect(),
+        events.iter().map(|e| e.installation_id).collect(),
+        events.iter().map(|e| e.identity_id.clone()).collect(),
+        events.iter().map(|e| e.exchange_type.clone()).collect(),
+        events.iter().map(|e| e.ip.clone()).collect(),
+        events.iter().map(|e| e.actor.clone()).collect(),
+        events.iter().map(|e| e.detail.clone()).collect(),
+        events.iter().map(|e| e.created_at).collect(),
+    )
+}
+
 /// Points a live installation at `token`; `NotFound` if it is gone.
 async fn point_installation(
     conn: &mut PgConnection,
@@ -373,25 +399,60 @@ impl Store for PgStore {
         successor: &IssuedToken,
         events: &[NewEvent],
     ) -> StoreResult<Rotation> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        // The compare-and-swap. A concurrent rotation of the same row blocks
-        // on its row lock and, once this commits, re-checks `retired_at` and
-        // updates nothing. A revocation of the family that commits after the
-        // family check below still revokes the successor: revocation lives on
-        // the family row, which every token read joins.
-        let retired = sqlx::query(
-            "UPDATE tokens SET retired_at = $1 WHERE id = $2 AND family_id = $3 \
-             AND retired_at IS NULL AND revoked_at IS NULL AND EXISTS (SELECT 1 FROM \
-             token_families f WHERE f.id = tokens.family_id AND f.revoked_at IS NULL)",
+        // One statement, so one round trip and one implicit transaction: the
+        // compare-and-swap retires the old pair, and the successor, the
+        // installation pointer and the events are written only from its
+        // result. A concurrent rotation of the same row blocks on the row
+        // lock and, once this commits, re-checks `retired_at` and retires
+        // nothing, so it writes nothing. A revocation of the family that
+        // commits after the family check still revokes the successor:
+        // revocation lives on the family row, which every token read joins.
+        let (kinds, insts, idents, types, ips, actors, details, times) = event_columns(events);
+        let retired: i64 = sqlx::query_scalar(
+            "WITH retired AS ( \
+               UPDATE tokens SET retired_at = $1 WHERE id = $2 AND family_id = $3 \
+               AND retired_at IS NULL AND revoked_at IS NULL AND EXISTS (SELECT 1 FROM \
+               token_families f WHERE f.id = tokens.family_id AND f.revoked_at IS NULL) \
+               RETURNING id), \
+             successor AS ( \
+               INSERT INTO tokens (id, family_id, installation_id, app_id, access_hash, \
+               refresh_hash, scopes, expires_at, refresh_expires_at, created_at, parent_id, \
+               retired_at, revoked_at) \
+               SELECT $4, $3, $5, $6, $7, $8, $9, $10, $11, $1, id, NULL, NULL FROM retired), \
+             pointer AS ( \
+               UPDATE installations SET current_token_id = $4 \
+               WHERE id = $5 AND deleted_at IS NULL AND EXISTS (SELECT 1 FROM retired)), \
+             logged AS ( \
+               INSERT INTO events (kind, installation_id, identity_id, exchange_type, ip, actor, \
+               detail, created_at) \
+               SELECT * FROM UNNEST($12::text[], $13::uuid[], $14::text[], $15::text[], \
+               $16::text[], $17::text[], $18::text[], $19::timestamptz[]) \
+               WHERE EXISTS (SELECT 1 FROM retired)) \
+             SELECT count(*) FROM retired",
         )
         .bind(successor.created_at)
         .bind(old_id)
         .bind(successor.family_id)
-        .execute(&mut *tx)
+        .bind(successor.id)
+        .bind(successor.installation_id)
+        .bind(successor.app_id)
+        .bind(successor.access_hash.as_bytes().as_slice())
+        .bind(successor.refresh_hash.as_bytes().as_slice())
+        .bind(&successor.scopes)
+        .bind(successor.expires_at)
+        .bind(successor.refresh_expires_at)
+        .bind(kinds)
+        .bind(insts)
+        .bind(idents)
+        .bind(types)
+        .bind(ips)
+        .bind(actors)
+        .bind(details)
+        .bind(times)
+        .fetch_one(&self.pool)
         .await
         .map_err(map_err)?;
-        if retired.rows_affected() == 0 {
-            tx.rollback().await.map_err(map_err)?;
+        if retired == 0 {
             let sql = format!("SELECT {TOKEN_COLUMNS} WHERE t.id = $1");
             let row = sqlx::query(&sql)
                 .bind(old_id)
@@ -401,17 +462,6 @@ impl Store for PgStore {
                 .ok_or(StoreError::NotFound)?;
             return Ok(Rotation::Lost(Box::new(rows::token(&row)?)));
         }
-        insert_token(&mut tx, successor).await?;
-        sqlx::query(
-            "UPDATE installations SET current_token_id = $1 WHERE id = $2 AND deleted_at IS NULL",
-        )
-        .bind(successor.id)
-        .bind(successor.installation_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        insert_events(&mut tx, events).await?;
-        tx.commit().await.map_err(map_err)?;
         Ok(Rotation::Rotated)
     }
 

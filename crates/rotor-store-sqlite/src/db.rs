@@ -211,6 +211,7 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Msg>) {
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         let commit = run_batch(&conn, &mut batch)
             .and_then(|()| conn.execute_batch("COMMIT").map_err(map_err));
         if let Err(e) = &commit {
@@ -219,6 +220,11 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Msg>) {
                 let _ = conn.execute_batch("ROLLBACK");
             }
         }
+        tracing::trace!(
+            size = batch.len(),
+            micros = started.elapsed().as_micros() as u64,
+            "SQLite write batch done"
+        );
         for job in batch.drain(..) {
             job.finish(commit.as_ref().err());
         }
