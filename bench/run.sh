@@ -3,12 +3,15 @@
 # synchronous=NORMAL, or PostgreSQL with --postgres URL), and drives each
 # scenario over HTTP with rotor-bench at fixed concurrency, printing req/s,
 # p50/p99, errors, the ratio to the floor (/healthz on the same server) and
-# Rotor's RSS at start and end.
+# Rotor's RSS at start and end, and during each run (sampled each second:
+# at its start, middle and end).
 #
 #   bench/run.sh                          # SQLite, 64 connections, 10 s each
 #   bench/run.sh --sweep                  # also refresh at 1, 16, 64, 256 connections
 #   bench/run.sh --postgres postgres://postgres@127.0.0.1:5432/test
 #   SECONDS_PER_RUN=60 bench/run.sh       # longer runs (RSS flatness)
+#   SCENARIOS="floor refresh" bench/run.sh  # only these scenarios
+#   ROTOR_SQLITE_SYNCHRONOUS=full bench/run.sh   # fsync every commit
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PG=""; SWEEP=0
@@ -35,7 +38,7 @@ if [ -n "$PG" ]; then
   BACKEND="postgresql"
 else
   DB="sqlite://$DATA/rotor.db"
-  BACKEND="sqlite (WAL, synchronous=NORMAL)"
+  BACKEND="sqlite (WAL, synchronous=${ROTOR_SQLITE_SYNCHRONOUS:-normal})"
 fi
 RUST_LOG="${RUST_LOG:-warn}" ./target/release/rotor serve --listen "127.0.0.1:$PORT" --database-url "$DB" \
   --pg-max-connections 32 > "$DATA/rotor.log" 2>&1 &
@@ -54,11 +57,20 @@ echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}
 echo "rotor RSS at start: $(rss) MiB"
 
 run() { # scenario connections
+  # Rotor's RSS, sampled every second while the scenario runs.
+  : > "$DATA/rss.samples"
+  ( while kill -0 "$PID" 2>/dev/null; do rss >> "$DATA/rss.samples"; echo >> "$DATA/rss.samples"; sleep 1; done ) > /dev/null 2>&1 &
+  local sampler=$!
   ./target/release/rotor-bench --base "http://127.0.0.1:$PORT" --scenario "$1" \
     --connections "$2" --seconds "$SECS"
+  kill "$sampler" 2>/dev/null || true
+  wait "$sampler" 2>/dev/null || true
+}
+rss_span() { # the samples of the last run at its start, middle and end
+  awk 'NF { v[n++] = $1 } END { if (n) printf "%s/%s/%s", v[0], v[int(n / 2)], v[n - 1] }' "$DATA/rss.samples"
 }
 declare -A RPS
-printf '%-14s %6s %10s %9s %9s %7s %9s %9s\n' scenario conns req/s p50_ms p99_ms errors x_floor rss_MiB
+printf '%-14s %6s %10s %9s %9s %7s %9s %9s %16s\n' scenario conns req/s p50_ms p99_ms errors x_floor rss_MiB rss_during
 report() { # json-line
   local line="$1" sc c rps p50 p99 err
   sc=$(sed -E 's/.*"scenario":"([^"]+)".*/\1/' <<< "$line")
@@ -70,9 +82,9 @@ report() { # json-line
   RPS["$sc-$c"]=$rps
   local floor="${RPS[floor-$c]:-}"
   local ratio="-"; [ -n "$floor" ] && ratio=$(awk -v a="$rps" -v b="$floor" 'BEGIN {printf "%.2f", a/b}')
-  printf '%-14s %6s %10s %9s %9s %7s %9s %9s\n' "$sc" "$c" "$rps" "$p50" "$p99" "$err" "$ratio" "$(rss)"
+  printf '%-14s %6s %10s %9s %9s %7s %9s %9s %16s\n' "$sc" "$c" "$rps" "$p50" "$p99" "$err" "$ratio" "$(rss)" "$(rss_span)"
 }
-for sc in floor refresh oauth-refresh introspect upstream-token; do
+for sc in ${SCENARIOS:-floor refresh oauth-refresh introspect upstream-token}; do
   report "$(run "$sc" "$CONN")"
 done
 if [ "$SWEEP" = 1 ]; then
