@@ -15,7 +15,9 @@
 //! cache; handing it to another thread costs more than doing it. Point reads
 //! therefore run on the calling (tokio worker) thread, on a read-only
 //! connection taken from a pool; in WAL mode a reader never waits for the
-//! writer. Reads that may return many rows go through `spawn_blocking`.
+//! writer (only, rarely, for another process recovering the WAL, bounded by
+//! the busy timeout). Reads that may return many rows go through
+//! `spawn_blocking`.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};

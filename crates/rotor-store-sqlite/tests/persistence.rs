@@ -41,3 +41,117 @@ async fn a_bad_url_is_an_error_not_a_panic() {
         .await
         .is_err());
 }
+
+#[tokio::test]
+async fn a_database_migrated_by_sqlx_is_taken_over_not_migrated_again() {
+    // A file as Rotor's earlier sqlx-based backend left it: migrations 1 and 2
+    // applied, recorded in `_sqlx_migrations`, `user_version` never set.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rotor.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for (_, _, sql) in &rotor_store_sqlite::MIGRATIONS[..2] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch(
+            "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, \
+             installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL, \
+             checksum BLOB NOT NULL, execution_time BIGINT NOT NULL); \
+             INSERT INTO _sqlx_migrations VALUES (1, 'core', CURRENT_TIMESTAMP, 1, x'00', 1); \
+             INSERT INTO _sqlx_migrations VALUES (2, 'upstream', CURRENT_TIMESTAMP, 1, x'00', 1);",
+        )
+        .unwrap();
+    }
+    let url = format!("sqlite://{}", path.display());
+    // Running migration 1 again would fail ("table apps already exists").
+    let store = SqliteStore::open(&SqliteConfig::new(&url)).await.unwrap();
+    let (app, _, _) = rotor_store_tests::installed(&store, "acme").await;
+    assert_eq!(store.app_by_slug(&app.slug).await.unwrap(), Some(app));
+    store.close().await;
+
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, rotor_store_sqlite::MIGRATIONS.last().unwrap().0);
+    let index: Option<String> = conn
+        .query_row(
+            "SELECT name FROM sqlite_master WHERE name = 'tokens_installation'",
+            [],
+            |r| r.get(0),
+        )
+        .ok();
+    assert_eq!(index, None, "migration 3 ran");
+}
+
+#[tokio::test]
+async fn a_schema_newer_than_this_build_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rotor.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 999")
+        .unwrap();
+    let err = SqliteStore::open(&SqliteConfig::new(format!("sqlite://{}", path.display())))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("newer"), "{err}");
+}
+
+#[tokio::test]
+async fn in_memory_urls_are_refused_with_a_reason() {
+    let err = SqliteStore::open(&SqliteConfig::new("sqlite::memory:"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("in-memory"), "{err}");
+}
+
+#[tokio::test]
+async fn writes_queued_before_close_commit_and_later_ones_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("rotor.db").display());
+    let store = SqliteStore::open(&SqliteConfig::new(&url)).await.unwrap();
+    let (app, inst, code) = rotor_store_tests::installed(&store, "acme").await;
+    let pair = rotor_store_tests::first_pair(&store, &app, &inst, &code).await;
+    store.close().await;
+    let late = store
+        .revoke_family(pair.family_id, chrono::Utc::now(), &[])
+        .await;
+    assert!(
+        matches!(late, Err(rotor_store::StoreError::Unavailable(_))),
+        "{late:?}"
+    );
+
+    let again = SqliteStore::open(&SqliteConfig::new(&url)).await.unwrap();
+    let stored = again.token_by_refresh(&pair.refresh_hash).await.unwrap();
+    assert_eq!(stored, Some(pair), "the write before close was committed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_fails_inside_a_batch_is_undone_alone() {
+    // Forty writes queued at once are committed in a few batches; the twenty
+    // that clash on a slug fail with a conflict and the other twenty stand.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("rotor.db").display());
+    let store = SqliteStore::open(&SqliteConfig::new(&url)).await.unwrap();
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let app = rotor_store_tests::sample_app(&format!("app-{}", i % 20));
+                store.insert_app(&app).await
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => won += 1,
+            Err(rotor_store::StoreError::Conflict(_)) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(won, 20);
+    let apps = store.list_apps().await.unwrap();
+    assert_eq!(apps.len(), 20);
+}
