@@ -32,7 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::{map_err, Durability};
 
 /// Most jobs committed in one transaction.
-pub const MAX_BATCH: usize = 256;
+pub(crate) const MAX_BATCH: usize = 256;
 
 /// Opens a connection to `path` with Rotor's settings.
 pub(crate) fn connect(
@@ -63,8 +63,7 @@ pub(crate) fn connect(
                 "SQLite refused WAL mode (journal_mode is {mode})"
             )));
         }
-    }
-    if !write {
+    } else {
         // A reader's page cache is dropped whenever the writer has committed
         // since its last read, which under load is every read: a big one
         // only costs memory and the time to empty it.

@@ -28,7 +28,6 @@ use std::time::Duration;
 use rotor_store::StoreError;
 use rusqlite::ffi;
 
-pub use db::MAX_BATCH;
 pub use migrate::MIGRATIONS;
 
 /// How SQLite syncs the WAL.
