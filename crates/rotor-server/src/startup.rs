@@ -4,7 +4,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
@@ -78,15 +77,6 @@ fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
-/// The file a SQLite URL names, if it names one.
-fn sqlite_path(url: &str) -> Option<PathBuf> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next().unwrap_or(rest);
-    (!path.is_empty() && !path.starts_with(":memory:")).then(|| PathBuf::from(path))
-}
-
 /// Opens the backend the URL names and runs its pending migrations.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     match sqlite_url(&config.database_url) {
@@ -117,7 +107,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 /// Loads the server keyring for `config` and says where it came from.
 pub fn keyring(config: &Config) -> anyhow::Result<(Keyring, KeySource)> {
     let key_file = sqlite_url(&config.database_url)
-        .and_then(|u| sqlite_path(&u))
+        .and_then(|u| rotor_store_sqlite::database_file(&u).ok())
         .map(|p| {
             let mut name = p.file_name().unwrap_or_default().to_owned();
             name.push(".key");

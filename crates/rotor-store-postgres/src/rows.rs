@@ -72,13 +72,23 @@ pub(crate) fn grant(row: &PgRow) -> Result<Grant, StoreError> {
     })
 }
 
-/// Columns of a token joined with its family; `revoked_at` is the earlier of
-/// the pair's own and the family's.
-pub(crate) const TOKEN_COLUMNS: &str = "t.id, t.family_id, t.installation_id, t.app_id, \
-    t.access_hash, t.refresh_hash, t.scopes, t.expires_at, t.refresh_expires_at, \
-    f.expires_at AS family_expires_at, t.created_at, t.parent_id, \
-    t.retired_at, COALESCE(t.revoked_at, f.revoked_at) AS revoked_at \
-    FROM tokens t JOIN token_families f ON f.id = t.family_id";
+/// `SELECT` of a token joined with its family, `WHERE $cond` (a literal):
+/// the whole statement is one `&'static str`, built at compile time, so a
+/// lookup on the refresh path formats nothing. `revoked_at` is the earlier
+/// of the pair's own and the family's.
+macro_rules! select_token {
+    ($cond:literal) => {
+        concat!(
+            "SELECT t.id, t.family_id, t.installation_id, t.app_id, \
+             t.access_hash, t.refresh_hash, t.scopes, t.expires_at, t.refresh_expires_at, \
+             f.expires_at AS family_expires_at, t.created_at, t.parent_id, \
+             t.retired_at, COALESCE(t.revoked_at, f.revoked_at) AS revoked_at \
+             FROM tokens t JOIN token_families f ON f.id = t.family_id WHERE ",
+            $cond
+        )
+    };
+}
+pub(crate) use select_token;
 
 pub(crate) fn token(row: &PgRow) -> Result<IssuedToken, StoreError> {
     Ok(IssuedToken {

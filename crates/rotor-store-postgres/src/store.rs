@@ -7,14 +7,15 @@ use rotor_core::{
     TokenHash, UsedJti,
 };
 use rotor_store::{Purged, Rotation, Store, StoreError, StoreResult};
-use sqlx::{PgConnection, Postgres, Transaction};
+use sqlx::{PgConnection, Postgres, Row, Transaction};
 use uuid::Uuid;
 
-use crate::rows::{self, TOKEN_COLUMNS};
+use crate::rows::{self, select_token};
 use crate::{map_err, PgStore};
 
-const INSTALLATION_COLUMNS: &str = "i.id, i.app_id, a.slug AS app_slug, i.org_slug, i.status, \
-    i.current_token_id, i.created_at, i.deleted_at FROM installations i JOIN apps a ON a.id = i.app_id";
+const INSTALLATION_BY_ID: &str = "SELECT i.id, i.app_id, a.slug AS app_slug, i.org_slug, \
+    i.status, i.current_token_id, i.created_at, i.deleted_at \
+    FROM installations i JOIN apps a ON a.id = i.app_id WHERE i.id = $1";
 
 async fn insert_token(conn: &mut PgConnection, t: &IssuedToken) -> StoreResult<()> {
     sqlx::query(
@@ -56,52 +57,65 @@ async fn insert_family_with(conn: &mut PgConnection, t: &IssuedToken) -> StoreRe
     insert_token(conn, t).await
 }
 
-/// Inserts `events` with one multi-row statement (one round trip).
+/// Appends `events` with one statement of a fixed shape (columns as arrays,
+/// `UNNEST`ed), so it is prepared once whatever the number of events; the
+/// rotation statement inserts its events the same way.
 pub(crate) async fn insert_events(conn: &mut PgConnection, events: &[NewEvent]) -> StoreResult<()> {
     if events.is_empty() {
         return Ok(());
     }
-    let mut q = sqlx::QueryBuilder::<Postgres>::new(
-        "INSERT INTO events (kind, installation_id, identity_id, exchange_type, ip, actor, detail, created_at) ",
-    );
-    q.push_values(events, |mut b, e| {
-        b.push_bind(&e.kind)
-            .push_bind(e.installation_id)
-            .push_bind(&e.identity_id)
-            .push_bind(&e.exchange_type)
-            .push_bind(&e.ip)
-            .push_bind(&e.actor)
-            .push_bind(&e.detail)
-            .push_bind(e.created_at);
-    });
-    q.build().execute(conn).await.map_err(map_err)?;
+    EventColumns::of(events)
+        .bind(sqlx::query(
+            "INSERT INTO events (kind, installation_id, identity_id, exchange_type, ip, actor, \
+             detail, created_at) SELECT * FROM UNNEST($1::text[], $2::uuid[], $3::text[], \
+             $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])",
+        ))
+        .execute(conn)
+        .await
+        .map_err(map_err)?;
     Ok(())
 }
 
-/// The columns of `events`, as arrays for `UNNEST`.
-#[allow(clippy::type_complexity)]
-fn event_columns(
-    events: &[NewEvent],
-) -> (
-    Vec<String>,
-    Vec<Option<Uuid>>,
-    Vec<Option<String>>,
-    Vec<Option<String>>,
-    Vec<Option<String>>,
-    Vec<Option<String>>,
-    Vec<Option<String>>,
-    Vec<DateTime<Utc>>,
-) {
-    (
-        events.iter().map(|e| e.kind.clone()).collect(),
-        events.iter().map(|e| e.installation_id).collect(),
-        events.iter().map(|e| e.identity_id.clone()).collect(),
-        events.iter().map(|e| e.exchange_type.clone()).collect(),
-        events.iter().map(|e| e.ip.clone()).collect(),
-        events.iter().map(|e| e.actor.clone()).collect(),
-        events.iter().map(|e| e.detail.clone()).collect(),
-        events.iter().map(|e| e.created_at).collect(),
-    )
+/// The columns of some events, as arrays for `UNNEST`.
+struct EventColumns {
+    kinds: Vec<String>,
+    installations: Vec<Option<Uuid>>,
+    identities: Vec<Option<String>>,
+    exchange_types: Vec<Option<String>>,
+    ips: Vec<Option<String>>,
+    actors: Vec<Option<String>>,
+    details: Vec<Option<String>>,
+    times: Vec<DateTime<Utc>>,
+}
+
+impl EventColumns {
+    fn of(events: &[NewEvent]) -> Self {
+        Self {
+            kinds: events.iter().map(|e| e.kind.clone()).collect(),
+            installations: events.iter().map(|e| e.installation_id).collect(),
+            identities: events.iter().map(|e| e.identity_id.clone()).collect(),
+            exchange_types: events.iter().map(|e| e.exchange_type.clone()).collect(),
+            ips: events.iter().map(|e| e.ip.clone()).collect(),
+            actors: events.iter().map(|e| e.actor.clone()).collect(),
+            details: events.iter().map(|e| e.detail.clone()).collect(),
+            times: events.iter().map(|e| e.created_at).collect(),
+        }
+    }
+
+    /// Binds the eight arrays, in column order, as the next parameters.
+    fn bind(
+        self,
+        q: sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments> {
+        q.bind(self.kinds)
+            .bind(self.installations)
+            .bind(self.identities)
+            .bind(self.exchange_types)
+            .bind(self.ips)
+            .bind(self.actors)
+            .bind(self.details)
+            .bind(self.times)
+    }
 }
 
 /// Points a live installation at `token`; `NotFound` if it is gone.
@@ -149,9 +163,12 @@ async fn delete_batch(
 }
 
 impl PgStore {
-    async fn token_where(&self, cond: &str, hash: &TokenHash) -> StoreResult<Option<IssuedToken>> {
-        let sql = format!("SELECT {TOKEN_COLUMNS} WHERE {cond} = $1");
-        sqlx::query(&sql)
+    async fn token_where(
+        &self,
+        sql: &'static str,
+        hash: &TokenHash,
+    ) -> StoreResult<Option<IssuedToken>> {
+        sqlx::query(sql)
             .bind(hash.as_bytes().as_slice())
             .fetch_optional(&self.pool)
             .await
@@ -161,12 +178,11 @@ impl PgStore {
             .transpose()
     }
 
-    async fn app_where<T>(&self, cond: &str, value: T) -> StoreResult<Option<App>>
+    async fn app_where<T>(&self, sql: &'static str, value: T) -> StoreResult<Option<App>>
     where
         T: for<'q> sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + Send,
     {
-        let sql = format!("SELECT * FROM apps WHERE {cond} = $1");
-        sqlx::query(&sql)
+        sqlx::query(sql)
             .bind(value)
             .fetch_optional(&self.pool)
             .await
@@ -240,15 +256,20 @@ impl Store for PgStore {
     }
 
     async fn app_by_slug(&self, slug: &str) -> StoreResult<Option<App>> {
-        self.app_where("slug", slug.to_owned()).await
+        self.app_where("SELECT * FROM apps WHERE slug = $1", slug.to_owned())
+            .await
     }
 
     async fn app_by_client_id(&self, client_id: &str) -> StoreResult<Option<App>> {
-        self.app_where("client_id", client_id.to_owned()).await
+        self.app_where(
+            "SELECT * FROM apps WHERE client_id = $1",
+            client_id.to_owned(),
+        )
+        .await
     }
 
     async fn app_by_id(&self, id: Uuid) -> StoreResult<Option<App>> {
-        self.app_where("id", id).await
+        self.app_where("SELECT * FROM apps WHERE id = $1", id).await
     }
 
     async fn list_apps(&self) -> StoreResult<Vec<App>> {
@@ -291,8 +312,7 @@ impl Store for PgStore {
     }
 
     async fn installation(&self, id: Uuid) -> StoreResult<Option<Installation>> {
-        let sql = format!("SELECT {INSTALLATION_COLUMNS} WHERE i.id = $1");
-        sqlx::query(&sql)
+        sqlx::query(INSTALLATION_BY_ID)
             .bind(id)
             .fetch_optional(&self.pool)
             .await
@@ -386,11 +406,13 @@ impl Store for PgStore {
     }
 
     async fn token_by_refresh(&self, refresh_hash: &TokenHash) -> StoreResult<Option<IssuedToken>> {
-        self.token_where("t.refresh_hash", refresh_hash).await
+        self.token_where(select_token!("t.refresh_hash = $1"), refresh_hash)
+            .await
     }
 
     async fn token_by_access(&self, access_hash: &TokenHash) -> StoreResult<Option<IssuedToken>> {
-        self.token_where("t.access_hash", access_hash).await
+        self.token_where(select_token!("t.access_hash = $1"), access_hash)
+            .await
     }
 
     async fn rotate_refresh(
@@ -407,8 +429,7 @@ impl Store for PgStore {
         // nothing, so it writes nothing. A revocation of the family that
         // commits after the family check still revokes the successor:
         // revocation lives on the family row, which every token read joins.
-        let (kinds, insts, idents, types, ips, actors, details, times) = event_columns(events);
-        let retired: i64 = sqlx::query_scalar(
+        let q = sqlx::query(
             "WITH retired AS ( \
                UPDATE tokens SET retired_at = $1 WHERE id = $2 AND family_id = $3 \
                AND retired_at IS NULL AND revoked_at IS NULL AND EXISTS (SELECT 1 FROM \
@@ -440,21 +461,15 @@ impl Store for PgStore {
         .bind(successor.refresh_hash.as_bytes().as_slice())
         .bind(&successor.scopes)
         .bind(successor.expires_at)
-        .bind(successor.refresh_expires_at)
-        .bind(kinds)
-        .bind(insts)
-        .bind(idents)
-        .bind(types)
-        .bind(ips)
-        .bind(actors)
-        .bind(details)
-        .bind(times)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .bind(successor.refresh_expires_at);
+        let retired: i64 = EventColumns::of(events)
+            .bind(q)
+            .fetch_one(&self.pool)
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(map_err)?;
         if retired == 0 {
-            let sql = format!("SELECT {TOKEN_COLUMNS} WHERE t.id = $1");
-            let row = sqlx::query(&sql)
+            let row = sqlx::query(select_token!("t.id = $1"))
                 .bind(old_id)
                 .fetch_optional(&self.pool)
                 .await

@@ -76,7 +76,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database and runs pending migrations.
     pub async fn open(config: &SqliteConfig) -> Result<Self, StoreError> {
-        let path = file_path(&config.url)?;
+        let path = database_file(&config.url)?;
         let (durability, busy) = (config.durability, config.busy_timeout);
         let open_path = path.clone();
         let conn = tokio::task::spawn_blocking(move || {
@@ -106,13 +106,13 @@ impl SqliteStore {
 /// The file a `sqlite://PATH` or `sqlite:PATH` URL names (any `?query` is
 /// ignored). In-memory databases are refused: a token store that forgets
 /// everything on restart would log every installation out.
-fn file_path(url: &str) -> Result<PathBuf, StoreError> {
+pub fn database_file(url: &str) -> Result<PathBuf, StoreError> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
         .ok_or_else(|| StoreError::Other(format!("not a SQLite URL: {url:?}")))?;
     let path = rest.split('?').next().unwrap_or_default();
-    if path.is_empty() || path.starts_with(":memory:") || path.contains("mode=memory") {
+    if path.is_empty() || path.starts_with(":memory:") {
         return Err(StoreError::Other(
             "a SQLite URL must name a file (in-memory databases are not supported)".into(),
         ));

@@ -14,11 +14,12 @@ use rotor_store::{Purged, Rotation, Store, StoreError, StoreResult};
 use rusqlite::{params, Connection, Params, Row};
 use uuid::Uuid;
 
-use crate::rows::{self, scopes_json, ts, TOKEN_COLUMNS};
+use crate::rows::{self, scopes_json, select_token, ts};
 use crate::{db, map_err, SqliteStore};
 
-const INSTALLATION_COLUMNS: &str = "i.id, i.app_id, a.slug AS app_slug, i.org_slug, i.status, \
-    i.current_token_id, i.created_at, i.deleted_at FROM installations i JOIN apps a ON a.id = i.app_id";
+const INSTALLATION_BY_ID: &str = "SELECT i.id, i.app_id, a.slug AS app_slug, i.org_slug, \
+    i.status, i.current_token_id, i.created_at, i.deleted_at \
+    FROM installations i JOIN apps a ON a.id = i.app_id WHERE i.id = ?";
 
 /// Runs a cached statement; answers the rows it changed.
 pub(crate) fn exec(conn: &Connection, sql: &str, params: impl Params) -> StoreResult<usize> {
@@ -173,8 +174,13 @@ fn delete_batch(
 }
 
 fn token_by_id(conn: &Connection, id: Uuid) -> StoreResult<IssuedToken> {
-    let sql = format!("SELECT {TOKEN_COLUMNS} WHERE t.id = ?");
-    one(conn, &sql, [id.to_string()], rows::token)?.ok_or(StoreError::NotFound)
+    one(
+        conn,
+        select_token!("t.id = ?"),
+        [id.to_string()],
+        rows::token,
+    )?
+    .ok_or(StoreError::NotFound)
 }
 
 /// The rotation compare-and-swap and its writes; see [`Store::rotate_refresh`].
@@ -212,15 +218,13 @@ fn rotate(
 }
 
 impl SqliteStore {
-    fn token_where(&self, cond: &str, hash: &TokenHash) -> StoreResult<Option<IssuedToken>> {
-        let sql = format!("SELECT {TOKEN_COLUMNS} WHERE {cond} = ?");
+    fn token_where(&self, sql: &str, hash: &TokenHash) -> StoreResult<Option<IssuedToken>> {
         self.readers
-            .read(|c| one(c, &sql, [hash.as_bytes().as_slice()], rows::token))
+            .read(|c| one(c, sql, [hash.as_bytes().as_slice()], rows::token))
     }
 
-    fn app_where(&self, cond: &str, value: &str) -> StoreResult<Option<App>> {
-        let sql = format!("SELECT * FROM apps WHERE {cond} = ?");
-        self.readers.read(|c| one(c, &sql, [value], rows::app))
+    fn app_where(&self, sql: &str, value: &str) -> StoreResult<Option<App>> {
+        self.readers.read(|c| one(c, sql, [value], rows::app))
     }
 }
 
@@ -297,15 +301,15 @@ impl Store for SqliteStore {
     }
 
     async fn app_by_slug(&self, slug: &str) -> StoreResult<Option<App>> {
-        self.app_where("slug", slug)
+        self.app_where("SELECT * FROM apps WHERE slug = ?", slug)
     }
 
     async fn app_by_client_id(&self, client_id: &str) -> StoreResult<Option<App>> {
-        self.app_where("client_id", client_id)
+        self.app_where("SELECT * FROM apps WHERE client_id = ?", client_id)
     }
 
     async fn app_by_id(&self, id: Uuid) -> StoreResult<Option<App>> {
-        self.app_where("id", &id.to_string())
+        self.app_where("SELECT * FROM apps WHERE id = ?", &id.to_string())
     }
 
     async fn list_apps(&self) -> StoreResult<Vec<App>> {
@@ -354,9 +358,8 @@ impl Store for SqliteStore {
     }
 
     async fn installation(&self, id: Uuid) -> StoreResult<Option<Installation>> {
-        let sql = format!("SELECT {INSTALLATION_COLUMNS} WHERE i.id = ?");
         self.readers
-            .read(|c| one(c, &sql, [id.to_string()], rows::installation))
+            .read(|c| one(c, INSTALLATION_BY_ID, [id.to_string()], rows::installation))
     }
 
     async fn set_installation_status(
@@ -443,11 +446,11 @@ impl Store for SqliteStore {
     }
 
     async fn token_by_refresh(&self, refresh_hash: &TokenHash) -> StoreResult<Option<IssuedToken>> {
-        self.token_where("t.refresh_hash", refresh_hash)
+        self.token_where(select_token!("t.refresh_hash = ?"), refresh_hash)
     }
 
     async fn token_by_access(&self, access_hash: &TokenHash) -> StoreResult<Option<IssuedToken>> {
-        self.token_where("t.access_hash", access_hash)
+        self.token_where(select_token!("t.access_hash = ?"), access_hash)
     }
 
     async fn rotate_refresh(

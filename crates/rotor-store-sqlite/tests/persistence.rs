@@ -155,3 +155,63 @@ async fn a_write_that_fails_inside_a_batch_is_undone_alone() {
     let apps = store.list_apps().await.unwrap();
     assert_eq!(apps.len(), 20);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_fails_after_its_first_statement_leaves_nothing_behind() {
+    // Each installation is two inserts. Half of the forty reuse a grant code
+    // already stored, so their installation row is written and then their
+    // grant fails: queued together, those must vanish whole while the
+    // batch's other writes stand.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("rotor.db").display());
+    let store = SqliteStore::open(&SqliteConfig::new(&url)).await.unwrap();
+    let (app, _, taken) = rotor_store_tests::installed(&store, "taken").await;
+    let now = chrono::Utc::now();
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let (store, app) = (store.clone(), app.clone());
+            let code_hash = if i % 2 == 1 {
+                taken.hash()
+            } else {
+                rotor_core::Token::generate(rotor_core::TokenKind::GrantCode).hash()
+            };
+            tokio::spawn(async move {
+                let inst = rotor_core::Installation {
+                    id: uuid::Uuid::new_v4(),
+                    app_id: app.id,
+                    app_slug: app.slug.clone(),
+                    org_slug: format!("org-{i}"),
+                    status: rotor_core::InstallationStatus::Pending,
+                    current_token_id: None,
+                    created_at: now,
+                    deleted_at: None,
+                };
+                let grant = rotor_core::Grant {
+                    code_hash,
+                    installation_id: inst.id,
+                    app_id: app.id,
+                    expires_at: now + chrono::Duration::minutes(10),
+                    created_at: now,
+                };
+                (i, inst.id, store.create_installation(&inst, &grant).await)
+            })
+        })
+        .collect();
+    for t in tasks {
+        let (i, id, result) = t.await.unwrap();
+        let stored = store.installation(id).await.unwrap();
+        if i % 2 == 1 {
+            assert!(
+                matches!(result, Err(rotor_store::StoreError::Conflict(_))),
+                "{result:?}"
+            );
+            assert_eq!(
+                stored, None,
+                "installation {i} was rolled back with its grant"
+            );
+        } else {
+            result.unwrap();
+            assert!(stored.is_some(), "installation {i} stands");
+        }
+    }
+}
