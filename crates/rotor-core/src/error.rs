@@ -54,9 +54,14 @@ pub enum CoreError {
     /// A live bearer token of another installation.
     #[error("You do not have permission to perform this action.")]
     Forbidden,
-    /// A scope name that is not `resource:action`.
-    #[error("Unknown scope: {0}")]
-    InvalidScope(String),
+    /// A scope name outside the platform's vocabulary.
+    #[error("Unknown scope: {scope}. Valid scopes: {valid}")]
+    InvalidScope {
+        /// The refused name (at most 64 characters of it).
+        scope: String,
+        /// The valid names, comma-separated.
+        valid: String,
+    },
     /// A setting out of its range.
     #[error("{0}")]
     InvalidSetting(String),

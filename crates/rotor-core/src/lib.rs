@@ -18,11 +18,16 @@ pub mod slug;
 pub mod token;
 pub mod upstream;
 pub mod validate;
+pub mod webhook;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::CoreError;
 pub use keys::{Ciphertext, KeyError, Keyring, ServerKey};
 pub use model::*;
+pub use scope::ScopeVocabulary;
 pub use secret::Secret;
 pub use token::{Token, TokenFormatError, TokenHash, TokenKind};
 pub use upstream::{IdentityStatus, UpstreamIdentityRecord, UpstreamProvider};
+pub use webhook::{
+    AttemptRecord, AttemptResult, DeliveryStatus, RetryPolicy, WebhookDelivery, WebhookTarget,
+};

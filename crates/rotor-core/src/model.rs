@@ -73,6 +73,9 @@ pub struct AppSettings {
     pub scopes: Vec<String>,
     /// Where installation webhooks go, if anywhere.
     pub webhook_url: Option<String>,
+    /// Where the platform's UI sends a user after installing (the answer's
+    /// `redirectTo` carries it with `code`, `installationId` and `orgSlug`).
+    pub redirect_url: Option<String>,
     /// Whether an installation must be confirmed with `PUT {"status": "installed"}`.
     pub verify_install: bool,
     /// Lifetime of an access token in seconds.

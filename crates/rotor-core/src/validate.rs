@@ -135,13 +135,30 @@ pub fn bearer_for_installation(
     Ok(())
 }
 
+/// Checks that an optional setting is an absolute http(s) URL with a host.
+fn http_url(field: &str, url: Option<&str>) -> Result<(), CoreError> {
+    match url.map(Url::parse) {
+        None => Ok(()),
+        Some(Ok(u)) if (u.scheme() == "https" || u.scheme() == "http") && u.host().is_some() => {
+            Ok(())
+        }
+        Some(_) => Err(CoreError::InvalidSetting(format!(
+            "{field} must be an absolute http(s) URL"
+        ))),
+    }
+}
+
 /// Upper bound on an access-token lifetime: 30 days.
 pub const MAX_ACCESS_TOKEN_TTL_SECONDS: i64 = 30 * 24 * 3600;
 /// Upper bound on the grace window: 10 minutes.
 pub const MAX_REFRESH_GRACE_SECONDS: i64 = 600;
 
-/// Checks and normalizes app settings (scopes sorted, ranges, webhook URL).
-pub fn app_settings(mut s: AppSettings) -> Result<AppSettings, CoreError> {
+/// Checks and normalizes app settings (scopes sorted and in the platform's
+/// vocabulary, ranges, webhook and redirect URLs).
+pub fn app_settings(
+    mut s: AppSettings,
+    vocabulary: &scope::ScopeVocabulary,
+) -> Result<AppSettings, CoreError> {
     let name = s.name.trim();
     if name.is_empty() || name.len() > 100 {
         return Err(CoreError::InvalidSetting(
@@ -154,17 +171,9 @@ pub fn app_settings(mut s: AppSettings) -> Result<AppSettings, CoreError> {
         ));
     }
     s.name = name.to_owned();
-    s.scopes = scope::normalize(&s.scopes)?;
-    if let Some(url) = &s.webhook_url {
-        match Url::parse(url) {
-            Ok(u) if (u.scheme() == "https" || u.scheme() == "http") && u.host().is_some() => {}
-            _ => {
-                return Err(CoreError::InvalidSetting(
-                    "webhookUrl must be an absolute http(s) URL".into(),
-                ))
-            }
-        }
-    }
+    s.scopes = vocabulary.normalize(&s.scopes)?;
+    http_url("webhookUrl", s.webhook_url.as_deref())?;
+    http_url("redirectUrl", s.redirect_url.as_deref())?;
     if !(60..=MAX_ACCESS_TOKEN_TTL_SECONDS).contains(&s.access_token_ttl_seconds) {
         return Err(CoreError::InvalidSetting(format!(
             "accessTokenTtlSeconds must be between 60 and {MAX_ACCESS_TOKEN_TTL_SECONDS}"
@@ -207,6 +216,7 @@ mod tests {
             name: "A".into(),
             scopes: vec!["project:read".into()],
             webhook_url: None,
+            redirect_url: None,
             verify_install: false,
             access_token_ttl_seconds: DEFAULT_ACCESS_TOKEN_TTL_SECONDS,
             refresh_grace_seconds: DEFAULT_REFRESH_GRACE_SECONDS,
@@ -378,18 +388,28 @@ mod tests {
 
     #[test]
     fn settings_checks() {
-        assert!(app_settings(settings()).is_ok());
+        let v = crate::scope::ScopeVocabulary::sentry();
+        assert!(app_settings(settings(), &v).is_ok());
         let mut s = settings();
         s.access_token_ttl_seconds = 10;
-        assert!(app_settings(s).is_err());
+        assert!(app_settings(s, &v).is_err());
         let mut s = settings();
         s.refresh_grace_seconds = -1;
-        assert!(app_settings(s).is_err());
+        assert!(app_settings(s, &v).is_err());
         let mut s = settings();
         s.webhook_url = Some("ftp://x".into());
-        assert!(app_settings(s).is_err());
+        assert!(app_settings(s, &v).is_err());
+        let mut s = settings();
+        s.redirect_url = Some("/relative".into());
+        assert!(app_settings(s, &v).is_err());
+        let mut s = settings();
+        s.scopes = vec!["nope:read".into()];
+        assert!(matches!(
+            app_settings(s, &v),
+            Err(CoreError::InvalidScope { .. })
+        ));
         let mut s = settings();
         s.name = "   ".into();
-        assert!(app_settings(s).is_err());
+        assert!(app_settings(s, &v).is_err());
     }
 }

@@ -9,6 +9,7 @@ pub mod http;
 pub mod keyfile;
 pub mod service;
 pub mod startup;
+pub mod webhooks;
 
 pub use http::{router, AppState};
 pub use service::Service;

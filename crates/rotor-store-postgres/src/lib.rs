@@ -10,6 +10,7 @@
 //! so a successor committed by a racing rotation is revoked with its family.
 #![forbid(unsafe_code)]
 
+mod outbox;
 mod rows;
 mod store;
 mod upstream;
@@ -121,6 +122,7 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
                     "installations_live_key" => "installation",
                     "tokens_parent_key" => "successor",
                     "used_jtis_pkey" => "jti",
+                    "webhook_deliveries_id_key" => "delivery",
                     _ => "unique",
                 };
                 StoreError::Conflict(what.to_owned())

@@ -38,6 +38,7 @@ pub(crate) fn app(row: &PgRow) -> Result<App, StoreError> {
             name: get(row, "name")?,
             scopes: get(row, "scopes")?,
             webhook_url: get(row, "webhook_url")?,
+            redirect_url: get(row, "redirect_url")?,
             verify_install: get(row, "verify_install")?,
             access_token_ttl_seconds: get(row, "access_token_ttl_seconds")?,
             refresh_grace_seconds: get(row, "refresh_grace_seconds")?,

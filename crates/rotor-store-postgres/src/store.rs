@@ -4,12 +4,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rotor_core::{
     App, Event, EventFilter, Grant, Installation, InstallationStatus, IssuedToken, NewEvent,
-    TokenHash, UsedJti,
+    TokenHash, UsedJti, WebhookDelivery,
 };
 use rotor_store::{Purged, Rotation, Store, StoreError, StoreResult};
 use sqlx::{PgConnection, Postgres, Row, Transaction};
 use uuid::Uuid;
 
+use crate::outbox::insert_deliveries;
 use crate::rows::{self, select_token};
 use crate::{map_err, PgStore};
 
@@ -209,6 +210,7 @@ impl PgStore {
             .bind(s.reuse_policy.as_str())
             .bind(app.created_at)
             .bind(app.updated_at)
+            .bind(&s.redirect_url)
             .execute(&self.pool)
             .await
             .map_err(map_err)?;
@@ -230,8 +232,8 @@ impl Store for PgStore {
         self.write_app(
             "INSERT INTO apps (id, slug, name, client_id, secret_key_id, secret_ct, scopes, \
              webhook_url, verify_install, access_token_ttl_seconds, refresh_grace_seconds, \
-             reuse_policy, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+             reuse_policy, created_at, updated_at, redirect_url) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
             app,
         )
         .await?;
@@ -244,7 +246,8 @@ impl Store for PgStore {
             .write_app(
                 "UPDATE apps SET name = $3, secret_key_id = $5, secret_ct = $6, scopes = $7, \
                  webhook_url = $8, verify_install = $9, access_token_ttl_seconds = $10, \
-                 refresh_grace_seconds = $11, reuse_policy = $12, updated_at = $14 \
+                 refresh_grace_seconds = $11, reuse_policy = $12, updated_at = $14, \
+                 redirect_url = $15 \
                  WHERE id = $1 AND slug = $2 AND client_id = $4 AND created_at = $13",
                 app,
             )
@@ -282,7 +285,12 @@ impl Store for PgStore {
             .collect()
     }
 
-    async fn create_installation(&self, inst: &Installation, grant: &Grant) -> StoreResult<()> {
+    async fn create_installation(
+        &self,
+        inst: &Installation,
+        grant: &Grant,
+        outbox: &[WebhookDelivery],
+    ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         sqlx::query(
             "INSERT INTO installations (id, app_id, org_slug, status, current_token_id, \
@@ -308,6 +316,7 @@ impl Store for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
+        insert_deliveries(&mut tx, outbox).await?;
         tx.commit().await.map_err(map_err)
     }
 
@@ -341,7 +350,12 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn delete_installation(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<()> {
+    async fn delete_installation(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+        outbox: &[WebhookDelivery],
+    ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let done = sqlx::query(
             "UPDATE installations SET deleted_at = $1, current_token_id = NULL \
@@ -366,6 +380,7 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
+        insert_deliveries(&mut tx, outbox).await?;
         tx.commit().await.map_err(map_err)
     }
 
@@ -540,6 +555,7 @@ impl Store for PgStore {
     async fn purge_expired(&self, now: DateTime<Utc>, batch: u32) -> StoreResult<Purged> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let purged = Purged {
+            webhooks: 0,
             grants: delete_batch(&mut tx, "grants", "x.expires_at <= $1", now, batch).await?,
             jtis: delete_batch(&mut tx, "used_jtis", "x.expires_at <= $1", now, batch).await?,
             tokens: delete_batch(&mut tx, "tokens", "x.refresh_expires_at <= $1", now, batch).await?,

@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rotor_core::{Ciphertext, IdentityStatus, NewEvent, UpstreamIdentityRecord, UpstreamProvider};
+use rotor_core::{
+    Ciphertext, IdentityStatus, NewEvent, UpstreamIdentityRecord, UpstreamProvider, WebhookDelivery,
+};
 use rotor_store::{StoreError, StoreResult, UpstreamStore};
 use sqlx::postgres::PgRow;
 use sqlx::Row;
@@ -198,6 +200,7 @@ impl UpstreamStore for PgStore {
         i: &UpstreamIdentityRecord,
         owner: &str,
         events: &[NewEvent],
+        outbox: &[WebhookDelivery],
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let done = sqlx::query(
@@ -226,6 +229,38 @@ impl UpstreamStore for PgStore {
             return Err(StoreError::Conflict("lease".into()));
         }
         crate::store::insert_events(&mut tx, events).await?;
+        crate::outbox::insert_deliveries(&mut tx, outbox).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn reauthorize_identity(
+        &self,
+        i: &UpstreamIdentityRecord,
+        events: &[NewEvent],
+        outbox: &[WebhookDelivery],
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let done = sqlx::query(
+            "UPDATE upstream_identities SET access_key = $1, access_ct = $2, refresh_key = $3, \
+             refresh_ct = $4, expires_at = $5, scopes = $6, status = 'active', failure_count = 0, \
+             last_error = NULL, next_attempt_at = NULL, lease_owner = NULL, lease_until = NULL \
+             WHERE id = $7",
+        )
+        .bind(i.access_token.as_ref().map(|c| c.key_id.clone()))
+        .bind(i.access_token.as_ref().map(|c| c.bytes.clone()))
+        .bind(i.refresh_token.as_ref().map(|c| c.key_id.clone()))
+        .bind(i.refresh_token.as_ref().map(|c| c.bytes.clone()))
+        .bind(i.expires_at)
+        .bind(&i.scopes)
+        .bind(i.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        crate::store::insert_events(&mut tx, events).await?;
+        crate::outbox::insert_deliveries(&mut tx, outbox).await?;
         tx.commit().await.map_err(map_err)
     }
 

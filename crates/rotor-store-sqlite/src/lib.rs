@@ -17,6 +17,7 @@
 
 mod db;
 mod migrate;
+mod outbox;
 mod rows;
 mod store;
 mod upstream;
@@ -137,6 +138,8 @@ pub(crate) fn map_err(e: rusqlite::Error) -> StoreError {
                     "successor"
                 } else if msg.contains("used_jtis") {
                     "jti"
+                } else if msg.contains("webhook_deliveries") {
+                    "delivery"
                 } else if msg.contains("upstream_providers") {
                     "provider"
                 } else {

@@ -29,6 +29,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "drop tokens_installation",
         include_str!("../migrations/0003_drop_tokens_installation.sql"),
     ),
+    (
+        4,
+        "webhooks",
+        include_str!("../migrations/0004_webhooks.sql"),
+    ),
 ];
 
 /// The version the schema is at.

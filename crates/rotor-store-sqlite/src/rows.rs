@@ -41,7 +41,7 @@ pub(crate) fn uuid_col(row: &Row<'_>, col: &str) -> Result<Uuid, StoreError> {
     uuid(text)
 }
 
-fn opt_uuid(row: &Row<'_>, col: &str) -> Result<Option<Uuid>, StoreError> {
+pub(crate) fn opt_uuid(row: &Row<'_>, col: &str) -> Result<Option<Uuid>, StoreError> {
     let v: Option<String> = get(row, col)?;
     v.as_deref().map(uuid).transpose()
 }
@@ -74,6 +74,7 @@ pub(crate) fn app(row: &Row<'_>) -> Result<App, StoreError> {
             name: get(row, "name")?,
             scopes: scopes(row, "scopes")?,
             webhook_url: get(row, "webhook_url")?,
+            redirect_url: get(row, "redirect_url")?,
             verify_install: get(row, "verify_install")?,
             access_token_ttl_seconds: get(row, "access_token_ttl_seconds")?,
             refresh_grace_seconds: get(row, "refresh_grace_seconds")?,

@@ -8,12 +8,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rotor_core::{
     App, Event, EventFilter, Grant, Installation, InstallationStatus, IssuedToken, NewEvent,
-    TokenHash, UsedJti,
+    TokenHash, UsedJti, WebhookDelivery,
 };
 use rotor_store::{Purged, Rotation, Store, StoreError, StoreResult};
 use rusqlite::{params, Connection, Params, Row};
 use uuid::Uuid;
 
+use crate::outbox::insert_deliveries;
 use crate::rows::{self, scopes_json, select_token, ts};
 use crate::{db, map_err, SqliteStore};
 
@@ -244,8 +245,8 @@ impl Store for SqliteStore {
                     c,
                     "INSERT INTO apps (id, slug, name, client_id, secret_key_id, secret_ct, scopes, \
                      webhook_url, verify_install, access_token_ttl_seconds, refresh_grace_seconds, \
-                     reuse_policy, created_at, updated_at) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     reuse_policy, created_at, updated_at, redirect_url) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     params![
                         app.id.to_string(),
                         app.slug,
@@ -261,6 +262,7 @@ impl Store for SqliteStore {
                         s.reuse_policy.as_str(),
                         ts(app.created_at),
                         ts(app.updated_at),
+                        s.redirect_url,
                     ],
                 )?;
                 Ok(())
@@ -277,7 +279,8 @@ impl Store for SqliteStore {
                     c,
                     "UPDATE apps SET name = ?, secret_key_id = ?, secret_ct = ?, scopes = ?, \
                      webhook_url = ?, verify_install = ?, access_token_ttl_seconds = ?, \
-                     refresh_grace_seconds = ?, reuse_policy = ?, updated_at = ? WHERE id = ?",
+                     refresh_grace_seconds = ?, reuse_policy = ?, updated_at = ?, redirect_url = ? \
+                     WHERE id = ?",
                     params![
                         s.name,
                         app.client_secret.key_id,
@@ -289,6 +292,7 @@ impl Store for SqliteStore {
                         s.refresh_grace_seconds,
                         s.reuse_policy.as_str(),
                         ts(app.updated_at),
+                        s.redirect_url,
                         app.id.to_string(),
                     ],
                 )?;
@@ -324,8 +328,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_installation(&self, inst: &Installation, grant: &Grant) -> StoreResult<()> {
-        let (inst, grant) = (inst.clone(), grant.clone());
+    async fn create_installation(
+        &self,
+        inst: &Installation,
+        grant: &Grant,
+        outbox: &[WebhookDelivery],
+    ) -> StoreResult<()> {
+        let (inst, grant, outbox) = (inst.clone(), grant.clone(), outbox.to_vec());
         self.writer
             .write(move |c| {
                 exec(
@@ -352,7 +361,7 @@ impl Store for SqliteStore {
                         ts(grant.created_at),
                     ],
                 )?;
-                Ok(())
+                insert_deliveries(c, &outbox)
             })
             .await
     }
@@ -382,7 +391,13 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn delete_installation(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<()> {
+    async fn delete_installation(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+        outbox: &[WebhookDelivery],
+    ) -> StoreResult<()> {
+        let outbox = outbox.to_vec();
         self.writer
             .write(move |c| {
                 let n = exec(
@@ -400,7 +415,7 @@ impl Store for SqliteStore {
                     "DELETE FROM grants WHERE installation_id = ?",
                     [id.to_string()],
                 )?;
-                Ok(())
+                insert_deliveries(c, &outbox)
             })
             .await
     }
@@ -513,6 +528,7 @@ impl Store for SqliteStore {
         self.writer
             .write(move |c| {
                 Ok(Purged {
+                    webhooks: 0,
                     grants: delete_batch(
                         c,
                         "grants",

@@ -2,11 +2,14 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rotor_core::{Ciphertext, IdentityStatus, NewEvent, UpstreamIdentityRecord, UpstreamProvider};
+use rotor_core::{
+    Ciphertext, IdentityStatus, NewEvent, UpstreamIdentityRecord, UpstreamProvider, WebhookDelivery,
+};
 use rotor_store::{StoreError, StoreResult, UpstreamStore};
 use rusqlite::{params, Row};
 use uuid::Uuid;
 
+use crate::outbox::insert_deliveries;
 use crate::rows::{from_ts, get, opt_ts, scopes, scopes_json, ts, uuid_col};
 use crate::store::{all, exec, insert_events, one};
 use crate::{db, SqliteStore};
@@ -228,8 +231,14 @@ impl UpstreamStore for SqliteStore {
         i: &UpstreamIdentityRecord,
         owner: &str,
         events: &[NewEvent],
+        outbox: &[WebhookDelivery],
     ) -> StoreResult<()> {
-        let (i, owner, events) = (i.clone(), owner.to_owned(), events.to_vec());
+        let (i, owner, events, outbox) = (
+            i.clone(),
+            owner.to_owned(),
+            events.to_vec(),
+            outbox.to_vec(),
+        );
         self.writer
             .write(move |c| {
                 let (ak, ac) = ct_parts(i.access_token.as_ref());
@@ -259,7 +268,44 @@ impl UpstreamStore for SqliteStore {
                 if n == 0 {
                     return Err(StoreError::Conflict("lease".into()));
                 }
-                insert_events(c, &events)
+                insert_events(c, &events)?;
+                insert_deliveries(c, &outbox)
+            })
+            .await
+    }
+
+    async fn reauthorize_identity(
+        &self,
+        i: &UpstreamIdentityRecord,
+        events: &[NewEvent],
+        outbox: &[WebhookDelivery],
+    ) -> StoreResult<()> {
+        let (i, events, outbox) = (i.clone(), events.to_vec(), outbox.to_vec());
+        self.writer
+            .write(move |c| {
+                let (ak, ac) = ct_parts(i.access_token.as_ref());
+                let (rk, rc) = ct_parts(i.refresh_token.as_ref());
+                let n = exec(
+                    c,
+                    "UPDATE upstream_identities SET access_key = ?, access_ct = ?, refresh_key = ?, \
+                     refresh_ct = ?, expires_at = ?, scopes = ?, status = 'active', \
+                     failure_count = 0, last_error = NULL, next_attempt_at = NULL, \
+                     lease_owner = NULL, lease_until = NULL WHERE id = ?",
+                    params![
+                        ak,
+                        ac,
+                        rk,
+                        rc,
+                        i.expires_at.map(ts),
+                        scopes_json(&i.scopes),
+                        i.id.to_string(),
+                    ],
+                )?;
+                if n == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                insert_events(c, &events)?;
+                insert_deliveries(c, &outbox)
             })
             .await
     }

@@ -193,7 +193,11 @@ async fn a_write_that_fails_after_its_first_statement_leaves_nothing_behind() {
                     expires_at: now + chrono::Duration::minutes(10),
                     created_at: now,
                 };
-                (i, inst.id, store.create_installation(&inst, &grant).await)
+                (
+                    i,
+                    inst.id,
+                    store.create_installation(&inst, &grant, &[]).await,
+                )
             })
         })
         .collect();

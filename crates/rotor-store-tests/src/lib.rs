@@ -29,7 +29,10 @@ macro_rules! store_conformance {
             rotation_after_revocation_is_lost,
             lookups_by_hash, events_filter_and_order, revoke_family_is_final,
             revocation_and_rotation_race, reissue_uses_each_jti_once,
-            purge_is_bounded_and_keeps_what_is_needed);
+            purge_is_bounded_and_keeps_what_is_needed,
+            deliveries_commit_with_their_change, claims_take_the_head_of_each_order_key,
+            concurrent_claims_never_share_a_delivery, an_expired_lease_passes_to_another_worker,
+            redelivery_listing_and_purge, one_target_cannot_take_every_slot);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(
@@ -61,6 +64,7 @@ pub fn sample_app(slug: &str) -> App {
             name: slug.to_owned(),
             scopes: vec!["event:read".into(), "project:read".into()],
             webhook_url: Some("https://example.test/hook".into()),
+            redirect_url: Some("https://example.test/setup".into()),
             verify_install: true,
             access_token_ttl_seconds: 28_800,
             refresh_grace_seconds: 60,
@@ -104,7 +108,7 @@ pub async fn install<S: Store>(
         expires_at: t + GRANT_TTL,
         created_at: t,
     };
-    store.create_installation(&inst, &grant).await?;
+    store.create_installation(&inst, &grant, &[]).await?;
     Ok((inst, code))
 }
 
@@ -152,8 +156,10 @@ pub async fn first_pair<S: Store>(
     p
 }
 
+mod outbox;
 mod records;
 mod tokens;
 
+pub use outbox::*;
 pub use records::*;
 pub use tokens::*;

@@ -94,7 +94,10 @@ pub async fn one_live_installation_per_org_and_app<S: Store>(store: Arc<S>) {
     install(&*store, &app, "other-org")
         .await
         .expect("another org may install");
-    store.delete_installation(inst.id, now()).await.unwrap();
+    store
+        .delete_installation(inst.id, now(), &[])
+        .await
+        .unwrap();
     install(&*store, &app, "acme")
         .await
         .expect("reinstall after delete");
@@ -104,7 +107,7 @@ pub async fn delete_installation_revokes_and_is_final<S: Store>(store: Arc<S>) {
     let (app, inst, code) = installed(&*store, "acme").await;
     let p = first_pair(&*store, &app, &inst, &code).await;
     let t = now();
-    store.delete_installation(inst.id, t).await.unwrap();
+    store.delete_installation(inst.id, t, &[]).await.unwrap();
     let got = store.installation(inst.id).await.unwrap().unwrap();
     assert_eq!(got.deleted_at, Some(t));
     let tok = store
@@ -118,7 +121,7 @@ pub async fn delete_installation_revokes_and_is_final<S: Store>(store: Arc<S>) {
         "tokens of a deleted installation are revoked"
     );
     assert!(matches!(
-        store.delete_installation(inst.id, t).await,
+        store.delete_installation(inst.id, t, &[]).await,
         Err(StoreError::NotFound)
     ));
     assert!(matches!(

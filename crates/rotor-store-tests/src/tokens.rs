@@ -123,7 +123,10 @@ pub async fn concurrent_rotations_have_one_winner<S: Store>(store: Arc<S>) {
 pub async fn rotation_after_revocation_is_lost<S: Store>(store: Arc<S>) {
     let (app, inst, code) = installed(&*store, "acme").await;
     let p = first_pair(&*store, &app, &inst, &code).await;
-    store.delete_installation(inst.id, now()).await.unwrap();
+    store
+        .delete_installation(inst.id, now(), &[])
+        .await
+        .unwrap();
     let next = successor(&app, &inst, &p);
     assert!(
         matches!(store.rotate_refresh(p.id, &next, &[]).await.unwrap(), Rotation::Lost(t) if t.revoked_at.is_some())

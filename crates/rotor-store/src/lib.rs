@@ -18,8 +18,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rotor_core::{
-    App, Ciphertext, Event, EventFilter, Grant, Installation, InstallationStatus, IssuedToken,
-    NewEvent, TokenHash, UpstreamIdentityRecord, UpstreamProvider, UsedJti,
+    App, AttemptRecord, Ciphertext, DeliveryStatus, Event, EventFilter, Grant, Installation,
+    InstallationStatus, IssuedToken, NewEvent, TokenHash, UpstreamIdentityRecord, UpstreamProvider,
+    UsedJti, WebhookDelivery,
 };
 use uuid::Uuid;
 
@@ -66,6 +67,9 @@ pub struct Purged {
     pub tokens: u64,
     /// Families without pairs.
     pub families: u64,
+    /// Delivered or failed webhook deliveries past their retention (counted
+    /// by the janitor, from [`OutboxStore::purge_deliveries`]).
+    pub webhooks: u64,
 }
 
 impl std::ops::AddAssign for Purged {
@@ -74,20 +78,21 @@ impl std::ops::AddAssign for Purged {
         self.jtis += other.jtis;
         self.tokens += other.tokens;
         self.families += other.families;
+        self.webhooks += other.webhooks;
     }
 }
 
 impl Purged {
     /// Total rows deleted.
     pub fn total(&self) -> u64 {
-        self.grants + self.jtis + self.tokens + self.families
+        self.grants + self.jtis + self.tokens + self.families + self.webhooks
     }
 }
 
 /// The Rotor store: issued tokens and their apps and installations here,
 /// upstream identities in the [`UpstreamStore`] part of the contract.
 #[async_trait]
-pub trait Store: UpstreamStore + Send + Sync + std::fmt::Debug + 'static {
+pub trait Store: UpstreamStore + OutboxStore + Send + Sync + std::fmt::Debug + 'static {
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;
 
@@ -108,13 +113,15 @@ pub trait Store: UpstreamStore + Send + Sync + std::fmt::Debug + 'static {
 
     // ---- installations ----
 
-    /// Stores an installation with its grant code, atomically.
+    /// Stores an installation with its grant code and the webhook
+    /// deliveries that announce it, atomically.
     /// `Conflict("installation")` when the organization already holds a live
     /// installation of the app; `NotFound` when the app does not exist.
     async fn create_installation(
         &self,
         installation: &Installation,
         grant: &Grant,
+        outbox: &[WebhookDelivery],
     ) -> StoreResult<()>;
     /// The installation with this id, deleted or not.
     async fn installation(&self, id: Uuid) -> StoreResult<Option<Installation>>;
@@ -124,9 +131,15 @@ pub trait Store: UpstreamStore + Send + Sync + std::fmt::Debug + 'static {
         id: Uuid,
         status: InstallationStatus,
     ) -> StoreResult<()>;
-    /// Marks a live installation deleted, revokes every token family of it
-    /// and deletes its grants, atomically. `NotFound` if absent or deleted.
-    async fn delete_installation(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Marks a live installation deleted, revokes every token family of it,
+    /// deletes its grants and queues `outbox`, atomically. `NotFound` if
+    /// absent or deleted (then nothing is queued).
+    async fn delete_installation(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+        outbox: &[WebhookDelivery],
+    ) -> StoreResult<()>;
 
     // ---- grants and tokens ----
 
@@ -230,15 +243,25 @@ pub trait UpstreamStore: Send + Sync {
     /// Gives the lease back (only if `owner` holds it).
     async fn release_identity_lease(&self, id: Uuid, owner: &str) -> StoreResult<()>;
     /// Saves an identity's state after a refresh attempt (tokens, expiry,
-    /// status, failure count, last error, next attempt) and records `events`,
-    /// atomically — only while `owner` holds the lease (`Conflict("lease")`
-    /// otherwise, so a node whose lease ran out cannot overwrite a newer
-    /// refresh). Releases the lease.
+    /// status, failure count, last error, next attempt), records `events`
+    /// and queues `outbox`, atomically — only while `owner` holds the lease
+    /// (`Conflict("lease")` otherwise, so a node whose lease ran out cannot
+    /// overwrite a newer refresh). Releases the lease.
     async fn save_identity(
         &self,
         identity: &UpstreamIdentityRecord,
         owner: &str,
         events: &[NewEvent],
+        outbox: &[WebhookDelivery],
+    ) -> StoreResult<()>;
+    /// Re-authorization: replaces an identity's tokens, expiry and scopes,
+    /// sets it `active` with its failures reset and any lease dropped,
+    /// records `events` and queues `outbox`, atomically. `NotFound` if absent.
+    async fn reauthorize_identity(
+        &self,
+        identity: &UpstreamIdentityRecord,
+        events: &[NewEvent],
+        outbox: &[WebhookDelivery],
     ) -> StoreResult<()>;
     /// Compare-and-swap of a provider's sealed secrets (key rotation):
     /// replaces `old` by `new`; answers whether it did.
@@ -266,4 +289,58 @@ pub trait UpstreamStore: Send + Sync {
         now: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<UpstreamIdentityRecord>>;
+}
+
+/// Which deliveries one [`OutboxStore::claim_deliveries`] call may take.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// The claiming worker (node) name.
+    pub owner: String,
+    /// Now.
+    pub now: DateTime<Utc>,
+    /// The lease ends then; an attempt must be over before it.
+    pub lease_until: DateTime<Utc>,
+    /// At most this many deliveries.
+    pub limit: u32,
+    /// At most this many in flight per target (app or platform), counting
+    /// those already leased: one dead receiver cannot take every slot.
+    pub per_target: u32,
+}
+
+/// The webhook outbox: deliveries written with the change they report,
+/// leased to one worker at a time, and their log.
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Leases due pending deliveries to `claim.owner`: only the oldest
+    /// pending delivery of each order key (so an installation's `created`
+    /// goes before its `deleted`, even across nodes), only those not leased
+    /// by anyone, respecting `per_target`; soonest due first.
+    async fn claim_deliveries(&self, claim: &Claim) -> StoreResult<Vec<WebhookDelivery>>;
+    /// Records an attempt on a delivery `owner` holds, releases the lease and
+    /// records `events`, atomically. Answers `false` (writing nothing) when
+    /// the lease was lost — it ran out and another worker took the delivery,
+    /// or an operator asked for a redelivery meanwhile.
+    async fn finish_delivery(
+        &self,
+        id: Uuid,
+        owner: &str,
+        attempt: &AttemptRecord,
+        events: &[NewEvent],
+    ) -> StoreResult<bool>;
+    /// The delivery with this id.
+    async fn delivery(&self, id: Uuid) -> StoreResult<Option<WebhookDelivery>>;
+    /// An app's deliveries (or the platform's, with `None`), newest first,
+    /// optionally of one status, at most `limit`.
+    async fn list_deliveries(
+        &self,
+        app_id: Option<Uuid>,
+        status: Option<DeliveryStatus>,
+        limit: u32,
+    ) -> StoreResult<Vec<WebhookDelivery>>;
+    /// Makes a delivery pending and due at `now` again, its retry window
+    /// restarting and any lease dropped. `NotFound` if absent.
+    async fn redeliver(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Deletes at most `batch` delivered or failed deliveries whose last
+    /// attempt was before `before`; answers how many.
+    async fn purge_deliveries(&self, before: DateTime<Utc>, batch: u32) -> StoreResult<u64>;
 }

@@ -26,6 +26,7 @@ pub async fn seed_and_print(
                     name: DEMO_APP.into(),
                     scopes: vec!["project:read".into(), "event:read".into()],
                     webhook_url: None,
+                    redirect_url: None,
                     verify_install: false,
                     access_token_ttl_seconds: None,
                     refresh_grace_seconds: None,
@@ -42,7 +43,7 @@ pub async fn seed_and_print(
         &rotor_core::Token::generate(rotor_core::TokenKind::GrantCode).expose()[7..13]
             .to_ascii_lowercase()
     );
-    let inst = svc.create_installation(&org, &app.slug).await?;
+    let inst = svc.create_installation(&org, &app.slug, None).await?;
     let base = format!("http://{addr}");
     let id = inst.installation.id;
     let client_id = &app.client_id;

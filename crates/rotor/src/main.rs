@@ -15,6 +15,7 @@ use rotor_core::{ReusePolicy, Secret};
 use rotor_server::http::wire;
 use rotor_server::service::NewApp;
 use rotor_server::startup::{self, Config, Durability};
+use rotor_server::webhooks::AddressPolicy;
 use serde_json::json;
 
 #[derive(Parser, Debug)]
@@ -26,6 +27,8 @@ use serde_json::json;
 struct Cli {
     #[command(flatten)]
     db: DbArgs,
+    #[command(flatten)]
+    platform: PlatformArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -67,6 +70,133 @@ struct DbArgs {
         global = true
     )]
     pg_acquire_timeout_ms: u64,
+}
+
+/// Settings every command that changes data needs: which scopes exist, and
+/// how webhooks the change queues are addressed, sent and retried.
+#[derive(Args, Debug, Clone)]
+struct PlatformArgs {
+    /// The platform's scopes, comma-separated (default: Sentry's scope names).
+    #[arg(long = "scopes", env = "ROTOR_SCOPES", global = true)]
+    scope_vocabulary: Option<String>,
+    /// Internal networks webhooks may be sent to, as comma-separated CIDRs
+    /// (loopback, private, link-local, multicast … are refused otherwise).
+    #[arg(
+        long,
+        env = "ROTOR_WEBHOOK_ALLOWED_NETWORKS",
+        default_value = "",
+        global = true
+    )]
+    webhook_allowed_networks: String,
+    /// Seconds one webhook attempt may take (1 to 60).
+    #[arg(
+        long,
+        env = "ROTOR_WEBHOOK_TIMEOUT_SECONDS",
+        default_value_t = 5,
+        global = true
+    )]
+    webhook_timeout_seconds: u64,
+    /// Seconds before the first webhook retry (doubling after each failure, with jitter).
+    #[arg(
+        long,
+        env = "ROTOR_WEBHOOK_RETRY_FIRST_SECONDS",
+        default_value_t = 10,
+        global = true
+    )]
+    webhook_retry_first_seconds: u64,
+    /// Most seconds between two webhook attempts.
+    #[arg(
+        long,
+        env = "ROTOR_WEBHOOK_RETRY_MAX_SECONDS",
+        default_value_t = 3600,
+        global = true
+    )]
+    webhook_retry_max_seconds: u64,
+    /// Seconds after which a failing webhook is given up (`failed`).
+    #[arg(
+        long,
+        env = "ROTOR_WEBHOOK_GIVE_UP_SECONDS",
+        default_value_t = 86_400,
+        global = true
+    )]
+    webhook_give_up_seconds: u64,
+    /// Days delivered and failed webhooks stay in the delivery log.
+    #[arg(
+        long,
+        env = "ROTOR_WEBHOOK_RETENTION_DAYS",
+        default_value_t = 30,
+        global = true
+    )]
+    webhook_retention_days: u64,
+    /// Where identity webhooks (needs re-authorization, re-authorized) go.
+    #[arg(long, env = "ROTOR_PLATFORM_WEBHOOK_URL", global = true)]
+    platform_webhook_url: Option<String>,
+    /// The secret that signs them (HMAC-SHA256).
+    #[arg(
+        long,
+        env = "ROTOR_PLATFORM_WEBHOOK_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    platform_webhook_secret: Option<String>,
+}
+
+impl PlatformArgs {
+    /// Checks the values and builds the settings, naming the bad one.
+    fn apply(&self, cfg: &mut Config) -> anyhow::Result<()> {
+        use anyhow::bail;
+        if let Some(list) = &self.scope_vocabulary {
+            cfg.scopes = rotor_core::ScopeVocabulary::parse(list)
+                .map_err(|e| anyhow::anyhow!("--scopes / ROTOR_SCOPES: {e}"))?;
+        }
+        let w = &mut cfg.webhooks;
+        w.policy = AddressPolicy::parse(&self.webhook_allowed_networks).map_err(|e| {
+            anyhow::anyhow!("--webhook-allowed-networks / ROTOR_WEBHOOK_ALLOWED_NETWORKS: {e}")
+        })?;
+        if !(1..=60).contains(&self.webhook_timeout_seconds) {
+            bail!("--webhook-timeout-seconds / ROTOR_WEBHOOK_TIMEOUT_SECONDS must be 1 to 60");
+        }
+        w.timeout = std::time::Duration::from_secs(self.webhook_timeout_seconds);
+        let (first, max, give_up) = (
+            self.webhook_retry_first_seconds,
+            self.webhook_retry_max_seconds,
+            self.webhook_give_up_seconds,
+        );
+        if first < 1 || first > max || max > 86_400 || give_up < first || give_up > 30 * 86_400 {
+            bail!(
+                "webhook retries need 1 <= --webhook-retry-first-seconds <= \
+                 --webhook-retry-max-seconds <= 86400 and --webhook-retry-first-seconds <= \
+                 --webhook-give-up-seconds <= 2592000 (30 days)"
+            );
+        }
+        let secs = |s: u64| chrono::Duration::seconds(s as i64);
+        w.retry = rotor_core::RetryPolicy {
+            first: secs(first),
+            max: secs(max),
+            give_up_after: secs(give_up),
+        };
+        if !(1..=3650).contains(&self.webhook_retention_days) {
+            bail!("--webhook-retention-days / ROTOR_WEBHOOK_RETENTION_DAYS must be 1 to 3650");
+        }
+        w.retention = chrono::Duration::days(self.webhook_retention_days as i64);
+        let url = self.platform_webhook_url.clone().filter(|u| !u.is_empty());
+        let secret = self
+            .platform_webhook_secret
+            .clone()
+            .filter(|s| !s.is_empty());
+        if let Some(u) = &url {
+            match url::Url::parse(u) {
+                Ok(p) if matches!(p.scheme(), "http" | "https") && p.host().is_some() => {}
+                _ => bail!("--platform-webhook-url / ROTOR_PLATFORM_WEBHOOK_URL must be an absolute http(s) URL"),
+            }
+            if secret.is_none() {
+                bail!("ROTOR_PLATFORM_WEBHOOK_URL is set without ROTOR_PLATFORM_WEBHOOK_SECRET: identity webhooks must be signed");
+            }
+        }
+        w.platform_url = url;
+        w.platform_secret = secret.map(Secret::new);
+        Ok(())
+    }
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -133,6 +263,9 @@ enum AppsCommand {
         /// Installation webhook URL.
         #[arg(long)]
         webhook_url: Option<String>,
+        /// Where the platform's UI sends a user after installing.
+        #[arg(long)]
+        redirect_url: Option<String>,
         /// Require installations to be confirmed by the app.
         #[arg(long)]
         verify_install: bool,
@@ -168,14 +301,18 @@ enum InstallsCommand {
     },
 }
 
-fn config(db: &DbArgs, admin_token: Option<String>) -> Config {
+fn config(
+    db: &DbArgs,
+    platform: &PlatformArgs,
+    admin_token: Option<String>,
+) -> anyhow::Result<Config> {
     let env_secret = |name: &str| {
         std::env::var(name)
             .ok()
             .filter(|v| !v.is_empty())
             .map(Secret::new)
     };
-    Config {
+    let mut cfg = Config {
         admin_token: admin_token.filter(|t| !t.is_empty()).map(Secret::new),
         secret_key: env_secret("ROTOR_SECRET_KEY"),
         old_secret_keys: env_secret("ROTOR_SECRET_KEYS_OLD"),
@@ -186,7 +323,9 @@ fn config(db: &DbArgs, admin_token: Option<String>) -> Config {
         pg_max_connections: db.pg_max_connections,
         pg_acquire_timeout: std::time::Duration::from_millis(db.pg_acquire_timeout_ms),
         ..Config::new(db.database_url.clone())
-    }
+    };
+    platform.apply(&mut cfg)?;
+    Ok(cfg)
 }
 
 fn init_tracing() {
@@ -213,20 +352,21 @@ async fn main() -> anyhow::Result<()> {
     init_tracing();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve(&cli.db, args).await,
+        Command::Serve(ref args) => serve(&cli, args).await,
         Command::Migrate => {
-            startup::open_store(&config(&cli.db, None)).await?;
+            startup::open_store(&config(&cli.db, &cli.platform, None)?).await?;
             eprintln!("migrations are up to date ({})", cli.db.database_url);
             Ok(())
         }
         Command::Apps(cmd) => {
-            let state = startup::build_default(&config(&cli.db, None)).await?;
+            let state = startup::build_default(&config(&cli.db, &cli.platform, None)?).await?;
             let svc = &state.service;
             match cmd {
                 AppsCommand::Create {
                     name,
                     scopes,
                     webhook_url,
+                    redirect_url,
                     verify_install,
                     access_token_ttl_seconds,
                     refresh_grace_seconds,
@@ -243,6 +383,7 @@ async fn main() -> anyhow::Result<()> {
                             name,
                             scopes,
                             webhook_url,
+                            redirect_url,
                             verify_install,
                             access_token_ttl_seconds,
                             refresh_grace_seconds,
@@ -261,28 +402,31 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Upstream(cmd) => {
-            let state = startup::build_default(&config(&cli.db, None)).await?;
+            let state = startup::build_default(&config(&cli.db, &cli.platform, None)?).await?;
             more::upstream(&state.service, cmd).await
         }
         Command::Keys(more::KeysCommand::Generate) => {
             more::keys(None, more::KeysCommand::Generate).await
         }
         Command::Keys(cmd) => {
-            let state = startup::build_default(&config(&cli.db, None)).await?;
+            let state = startup::build_default(&config(&cli.db, &cli.platform, None)?).await?;
             more::keys(Some(&state.service), cmd).await
         }
         Command::Installs(cmd) => {
-            let state = startup::build_default(&config(&cli.db, None)).await?;
+            let state = startup::build_default(&config(&cli.db, &cli.platform, None)?).await?;
             let svc = &state.service;
             match cmd {
                 InstallsCommand::Create { org, app } => {
-                    let created = svc.create_installation(&org, &app).await?;
+                    let created = svc.create_installation(&org, &app, None).await?;
                     let mut out = wire::installation(&created.installation);
                     out["code"] = json!(created.code.expose());
+                    if let Some(to) = created.redirect_to {
+                        out["redirectTo"] = json!(to);
+                    }
                     print(&out);
                 }
                 InstallsCommand::Delete { uuid } => {
-                    svc.delete_installation(&uuid).await?;
+                    svc.delete_installation(&uuid, None).await?;
                     eprintln!("installation {uuid} deleted");
                 }
             }
@@ -291,7 +435,8 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
+    let db = &cli.db;
     let mut admin_token = args.admin_token.clone();
     if args.demo && admin_token.as_deref().is_none_or(str::is_empty) {
         admin_token = Some(
@@ -312,14 +457,16 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
             refresh_idle: chrono::Duration::days(args.refresh_idle_days),
             family_absolute: chrono::Duration::days(args.family_lifetime_days),
         },
-        ..config(db, admin_token.clone())
+        ..config(db, &cli.platform, admin_token.clone())?
     };
     let state = startup::build_default(&cfg).await?;
-    startup::spawn_janitor(
+    let mut background = startup::Background::new();
+    background.janitor(
         state.service.clone(),
         std::time::Duration::from_secs(args.janitor_interval_seconds.max(1)),
     );
-    startup::spawn_upstream_refresher(state.service.clone(), std::time::Duration::from_secs(30));
+    background.upstream_refresher(state.service.clone(), std::time::Duration::from_secs(30));
+    background.webhook_worker(state.service.clone())?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -330,5 +477,6 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
     }
     let state = Arc::new(state);
     startup::serve(listener, (*state).clone(), startup::shutdown_signal()).await?;
+    background.stop().await;
     Ok(())
 }

@@ -5,15 +5,23 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
-use rotor_core::{EventFilter, ReusePolicy};
+use rotor_core::{DeliveryStatus, EventFilter, ReusePolicy};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::error::ApiError;
 use super::extract::{Admin, JsonObject};
-use super::{both, wire, AppState};
+use super::{both, wire, AppState, NO_STORE};
 use crate::service::{AppPatch, NewApp};
+use crate::webhooks::payload::Actor;
+
+/// `(status, no-store headers, JSON)`: an answer that carries a secret.
+type SecretAnswer = (
+    StatusCode,
+    [(axum::http::HeaderName, &'static str); 2],
+    Json<Value>,
+);
 
 pub(super) fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = both(r, "/api/0/sentry-apps/", get(list_apps).post(create_app));
@@ -32,6 +40,16 @@ pub(super) fn routes(r: Router<AppState>) -> Router<AppState> {
         "/api/0/organizations/{org}/sentry-app-installations/",
         post(create_installation),
     );
+    let r = both(
+        r,
+        "/api/0/sentry-apps/{slug}/webhook-requests/",
+        get(webhook_requests),
+    );
+    let r = both(
+        r,
+        "/api/0/sentry-apps/{slug}/webhook-requests/{id}/redeliver/",
+        post(redeliver),
+    );
     both(r, "/api/0/events/", get(list_events))
 }
 
@@ -47,6 +65,8 @@ struct AppBody {
     scopes: Option<Vec<String>>,
     #[serde(default, deserialize_with = "present")]
     webhook_url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    redirect_url: Option<Option<String>>,
     verify_install: Option<bool>,
     access_token_ttl_seconds: Option<i64>,
     refresh_grace_seconds: Option<i64>,
@@ -71,7 +91,7 @@ async fn create_app(
     _: Admin,
     State(st): State<AppState>,
     body: Result<JsonObject, ApiError>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<SecretAnswer, ApiError> {
     let body = body?;
     body.require_present(&["name", "scopes"])?;
     let b: AppBody = body.into_typed()?;
@@ -81,6 +101,7 @@ async fn create_app(
             name: b.name.unwrap_or_default(),
             scopes: b.scopes.unwrap_or_default(),
             webhook_url: b.webhook_url.flatten(),
+            redirect_url: b.redirect_url.flatten(),
             verify_install: b.verify_install.unwrap_or(false),
             access_token_ttl_seconds: b.access_token_ttl_seconds,
             refresh_grace_seconds: b.refresh_grace_seconds,
@@ -89,7 +110,7 @@ async fn create_app(
         .await?;
     let mut out = wire::app(&created.app);
     out["clientSecret"] = json!(created.client_secret.expose());
-    Ok((StatusCode::CREATED, Json(out)))
+    Ok((StatusCode::CREATED, NO_STORE, Json(out)))
 }
 
 async fn list_apps(_: Admin, State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
@@ -120,6 +141,7 @@ async fn update_app(
                 name: b.name,
                 scopes: b.scopes,
                 webhook_url: b.webhook_url,
+                redirect_url: b.redirect_url,
                 verify_install: b.verify_install,
                 access_token_ttl_seconds: b.access_token_ttl_seconds,
                 refresh_grace_seconds: b.refresh_grace_seconds,
@@ -134,9 +156,50 @@ async fn rotate_secret(
     _: Admin,
     State(st): State<AppState>,
     Path(slug): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<SecretAnswer, ApiError> {
     let secret = st.service.rotate_secret(&slug).await?;
-    Ok(Json(json!({ "clientSecret": secret.expose() })))
+    Ok((
+        StatusCode::OK,
+        NO_STORE,
+        Json(json!({ "clientSecret": secret.expose() })),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InstallBody {
+    slug: String,
+    actor: Option<ActorBody>,
+}
+
+/// Who installed it, as the platform knows them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActorBody {
+    id: Value,
+    name: String,
+}
+
+impl ActorBody {
+    fn into_actor(self) -> Result<Actor, ApiError> {
+        let id = match self.id {
+            Value::String(s) if !s.is_empty() && s.len() <= 200 => s,
+            Value::Number(n) => n.to_string(),
+            _ => {
+                return Err(ApiError::field(
+                    "actor",
+                    "actor.id must be a non-empty string (at most 200 characters) or a number.",
+                ))
+            }
+        };
+        if self.name.is_empty() || self.name.len() > 200 {
+            return Err(ApiError::field(
+                "actor",
+                "actor.name must be 1 to 200 characters.",
+            ));
+        }
+        Ok(Actor::user(id, self.name))
+    }
 }
 
 async fn create_installation(
@@ -144,15 +207,19 @@ async fn create_installation(
     State(st): State<AppState>,
     Path(org): Path<String>,
     body: Result<JsonObject, ApiError>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<SecretAnswer, ApiError> {
     let body = body?;
-    let slug = body
-        .required_str("slug")
+    body.required_str("slug")
         .map_err(|f| ApiError::MissingFields(vec![f]))?;
-    let created = st.service.create_installation(&org, slug).await?;
+    let b: InstallBody = body.into_typed()?;
+    let actor = b.actor.map(ActorBody::into_actor).transpose()?;
+    let created = st.service.create_installation(&org, &b.slug, actor).await?;
     let mut out = wire::installation(&created.installation);
     out["code"] = json!(created.code.expose());
-    Ok((StatusCode::CREATED, Json(out)))
+    if let Some(to) = created.redirect_to {
+        out["redirectTo"] = json!(to);
+    }
+    Ok((StatusCode::CREATED, NO_STORE, Json(out)))
 }
 
 async fn show_installation(
@@ -170,7 +237,7 @@ async fn delete_installation(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    st.service.delete_installation(&id).await?;
+    st.service.delete_installation(&id, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -217,4 +284,61 @@ async fn list_events(
         })
         .await?;
     Ok(Json(Value::Array(events.iter().map(wire::event).collect())))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhookQuery {
+    status: Option<String>,
+    limit: Option<String>,
+}
+
+async fn webhook_requests(
+    _: Admin,
+    State(st): State<AppState>,
+    Path(slug): Path<String>,
+    query: Result<Query<WebhookQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(format!("Invalid query: {e}")))?;
+    let status = q
+        .status
+        .map(|s| {
+            DeliveryStatus::parse(&s).ok_or_else(|| {
+                ApiError::field(
+                    "status",
+                    "Must be \"pending\", \"delivered\" or \"failed\".",
+                )
+            })
+        })
+        .transpose()?;
+    let limit = match q.limit {
+        None => 100,
+        Some(l) => match l.parse::<u32>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => {
+                return Err(ApiError::field(
+                    "limit",
+                    "Must be a whole number from 1 to 1000.",
+                ))
+            }
+        },
+    };
+    let list = st.service.webhook_requests(&slug, status, limit).await?;
+    Ok(Json(Value::Array(
+        list.iter().map(wire::delivery).collect(),
+    )))
+}
+
+async fn redeliver(
+    _: Admin,
+    State(st): State<AppState>,
+    Path((slug, id)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let id =
+        Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("Webhook request not found".into()))?;
+    st.service.redeliver(&slug, id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": id, "status": "pending" })),
+    ))
 }

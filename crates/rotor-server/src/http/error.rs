@@ -110,7 +110,7 @@ impl From<CoreError> for ApiError {
     fn from(e: CoreError) -> Self {
         match e {
             CoreError::Forbidden => ApiError::Forbidden(e.to_string()),
-            CoreError::InvalidScope(_) => ApiError::field("scopes", e.to_string()),
+            CoreError::InvalidScope { .. } => ApiError::field("scopes", e.to_string()),
             CoreError::InvalidSetting(m) => ApiError::BadRequest(m),
             _ => ApiError::Unauthorized(e.to_string()),
         }

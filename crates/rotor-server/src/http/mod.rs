@@ -35,6 +35,13 @@ pub struct AppState {
     pub issuer: Option<String>,
 }
 
+/// Headers of every answer that carries a token, a grant code or a
+/// secret: no cache (shared or private) may keep it (RFC 6749 §5.1).
+pub(crate) const NO_STORE: [(axum::http::HeaderName, &str); 2] = [
+    (axum::http::header::CACHE_CONTROL, "no-store"),
+    (axum::http::header::PRAGMA, "no-cache"),
+];
+
 /// Adds `path` (which ends in `/`, as Sentry's routes do) and the same path
 /// without the trailing slash.
 fn both(router: Router<AppState>, path: &str, route: MethodRouter<AppState>) -> Router<AppState> {

@@ -414,6 +414,6 @@ async fn metadata(State(st): State<AppState>, headers: HeaderMap) -> Json<Value>
         "revocation_endpoint_auth_signing_alg_values_supported": ["HS256"],
         "introspection_endpoint_auth_methods_supported": methods,
         "introspection_endpoint_auth_signing_alg_values_supported": ["HS256"],
-        "scopes_supported": rotor_core::scope::all(),
+        "scopes_supported": st.service.scopes.all(),
     }))
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::error::ApiError;
 use super::extract::{Bearer, ClientIp, JsonObject};
-use super::{both, wire, AppState};
+use super::{both, wire, AppState, NO_STORE};
 use crate::service::ClientAuth;
 
 pub(super) fn routes(r: Router<AppState>) -> Router<AppState> {
@@ -25,6 +25,9 @@ pub(super) fn routes(r: Router<AppState>) -> Router<AppState> {
         put(verify).merge(super::admin::installation_routes()),
     )
 }
+
+/// Sentry's manual-refresh grant type (its `token_exchange/util.py`).
+pub const JWT_BEARER: &str = "urn:sentry:params:oauth:grant-type:jwt-bearer";
 
 /// Collects the required string fields, or every missing one as a 400.
 fn require<'b, const N: usize>(
@@ -52,7 +55,14 @@ async fn authorizations(
     ClientIp(ip): ClientIp,
     Bearer(bearer): Bearer,
     body: Result<JsonObject, ApiError>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<
+    (
+        StatusCode,
+        [(axum::http::HeaderName, &'static str); 2],
+        Json<Value>,
+    ),
+    ApiError,
+> {
     let body = body?;
     let svc = &st.service;
     let ip = ip.as_deref();
@@ -74,17 +84,19 @@ async fn authorizations(
                 .await?;
             svc.refresh(&app, Some(&uuid), refresh_token, ip).await?
         }
-        Some(Value::String(g)) if g == "client_secret_jwt" => {
+        // Sentry's name for the manual refresh; `client_secret_jwt` is
+        // Rotor's earlier name, kept as an alias.
+        Some(Value::String(g)) if g == JWT_BEARER || g == "client_secret_jwt" => {
             let Some(jwt) = bearer else {
-                return Err(ApiError::Unauthorized(
-                    "A client_secret_jwt refresh needs Authorization: Bearer <JWT signed with the client secret>".into(),
-                ));
+                return Err(ApiError::Unauthorized(format!(
+                    "A {g} refresh needs Authorization: Bearer <JWT signed with the client secret>"
+                )));
             };
             svc.manual_refresh(&jwt, &uuid, ip).await?
         }
         Some(_) => return Err(ApiError::Forbidden("Invalid grant_type".into())),
     };
-    Ok((StatusCode::CREATED, Json(wire::issued(&issued))))
+    Ok((StatusCode::CREATED, NO_STORE, Json(wire::issued(&issued))))
 }
 
 fn secret_auth(client_id: &str, client_secret: &str) -> ClientAuth {

@@ -14,7 +14,7 @@ use super::extract::{Admin, JsonObject};
 use super::{both, wire, AppState};
 use rotor_core::Secret;
 
-use crate::service::upstream::{NewIdentity, UpstreamError};
+use crate::service::upstream::{IdentityPatch, NewIdentity, UpstreamError};
 
 pub(super) fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = both(
@@ -30,7 +30,9 @@ pub(super) fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = both(
         r,
         "/api/0/upstream/identities/{id}/",
-        get(show_identity).delete(delete_identity),
+        get(show_identity)
+            .patch(reauthorize_identity)
+            .delete(delete_identity),
     );
     let r = both(r, "/api/0/upstream/identities/{id}/token/", post(token));
     both(
@@ -143,6 +145,48 @@ async fn show_identity(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(wire::identity(&st.service.identity(&id).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct IdentityPatchBody {
+    access_token: Option<String>,
+    refresh_token: Option<String>,
+    expires_at: Option<DateTime<Utc>>,
+    scopes: Option<Vec<String>>,
+}
+
+/// Re-authorization: new credentials, same id, `active` again.
+async fn reauthorize_identity(
+    _: Admin,
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<JsonObject, ApiError>,
+) -> Result<Json<Value>, ApiError> {
+    let b: IdentityPatchBody = body?.into_typed()?;
+    if b.access_token.is_none() && b.refresh_token.is_none() {
+        return Err(ApiError::field(
+            "refreshToken",
+            "Give a new refreshToken or accessToken to re-authorize the identity.",
+        ));
+    }
+    let nonempty = |v: Option<String>, field: &str| match v {
+        Some(t) if t.is_empty() => Err(ApiError::field(field, "Must not be empty.")),
+        other => Ok(other.map(Secret::new)),
+    };
+    let i = st
+        .service
+        .reauthorize_identity(
+            &id,
+            IdentityPatch {
+                access_token: nonempty(b.access_token, "accessToken")?,
+                refresh_token: nonempty(b.refresh_token, "refreshToken")?,
+                expires_at: b.expires_at,
+                scopes: b.scopes,
+            },
+        )
+        .await?;
+    Ok(Json(wire::identity(&i)))
 }
 
 async fn delete_identity(

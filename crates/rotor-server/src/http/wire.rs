@@ -1,7 +1,9 @@
 //! The JSON shapes of the `/api/0/` routes (camelCase, Sentry's convention).
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rotor_core::{App, Event, Installation, UpstreamIdentityRecord, UpstreamProvider};
+use rotor_core::{
+    App, Event, Installation, UpstreamIdentityRecord, UpstreamProvider, WebhookDelivery,
+};
 use serde_json::{json, Value};
 
 use crate::service::upstream::UpstreamToken;
@@ -21,6 +23,7 @@ pub fn app(a: &App) -> Value {
         "name": s.name,
         "scopes": s.scopes,
         "webhookUrl": s.webhook_url,
+        "redirectUrl": s.redirect_url,
         "verifyInstall": s.verify_install,
         "accessTokenTtlSeconds": s.access_token_ttl_seconds,
         "refreshGraceSeconds": s.refresh_grace_seconds,
@@ -112,4 +115,30 @@ pub fn upstream_token(t: &UpstreamToken) -> Value {
         "tokenType": t.token_type,
         "expiresAt": t.expires_at.map(time),
     })
+}
+
+/// A webhook delivery in the delivery log (never its body: it may carry a
+/// grant code).
+pub fn delivery(d: &WebhookDelivery) -> Value {
+    let mut out = json!({
+        "id": d.id,
+        "eventType": d.event_type,
+        "webhookUrl": d.url,
+        "status": d.status.as_str(),
+        "attempts": d.attempts,
+        "responseCode": d.response_code,
+        "date": d.last_attempt_at.map(time),
+        "dateCreated": time(d.created_at),
+        "organization": d.org_slug.as_ref().map(|slug| json!({ "slug": slug })),
+        "installation": d.installation_id.map(|uuid| json!({ "uuid": uuid })),
+    });
+    if let Some(obj) = out.as_object_mut() {
+        if let Some(next) = d.next_attempt_at {
+            obj.insert("nextAttemptAt".into(), json!(time(next)));
+        }
+        if let Some(e) = &d.error {
+            obj.insert("error".into(), json!(e));
+        }
+    }
+    out
 }

@@ -19,6 +19,8 @@ pub struct NewApp {
     pub scopes: Vec<String>,
     /// Installation webhook target.
     pub webhook_url: Option<String>,
+    /// Where the platform's UI sends a user after installing.
+    pub redirect_url: Option<String>,
     /// Whether installs must be confirmed by the app.
     pub verify_install: bool,
     /// Access-token lifetime (default 8 hours).
@@ -38,6 +40,8 @@ pub struct AppPatch {
     pub scopes: Option<Vec<String>>,
     /// `Some(None)` clears the webhook URL.
     pub webhook_url: Option<Option<String>>,
+    /// `Some(None)` clears the redirect URL.
+    pub redirect_url: Option<Option<String>>,
     /// New verify-install flag.
     pub verify_install: Option<bool>,
     /// New access-token lifetime.
@@ -60,19 +64,23 @@ pub struct CreatedApp {
 impl Service {
     /// Creates an app with a new client id and secret.
     pub async fn create_app(&self, new: NewApp) -> ServiceResult<CreatedApp> {
-        let settings = validate::app_settings(AppSettings {
-            name: new.name,
-            scopes: new.scopes,
-            webhook_url: new.webhook_url,
-            verify_install: new.verify_install,
-            access_token_ttl_seconds: new
-                .access_token_ttl_seconds
-                .unwrap_or(DEFAULT_ACCESS_TOKEN_TTL_SECONDS),
-            refresh_grace_seconds: new
-                .refresh_grace_seconds
-                .unwrap_or(DEFAULT_REFRESH_GRACE_SECONDS),
-            reuse_policy: new.reuse_policy.unwrap_or_default(),
-        })?;
+        let settings = validate::app_settings(
+            AppSettings {
+                name: new.name,
+                scopes: new.scopes,
+                webhook_url: new.webhook_url,
+                redirect_url: new.redirect_url,
+                verify_install: new.verify_install,
+                access_token_ttl_seconds: new
+                    .access_token_ttl_seconds
+                    .unwrap_or(DEFAULT_ACCESS_TOKEN_TTL_SECONDS),
+                refresh_grace_seconds: new
+                    .refresh_grace_seconds
+                    .unwrap_or(DEFAULT_REFRESH_GRACE_SECONDS),
+                reuse_policy: new.reuse_policy.unwrap_or_default(),
+            },
+            &self.scopes,
+        )?;
         let id = Uuid::new_v4();
         let secret = Token::generate(TokenKind::ClientSecret);
         let mut client_id = [0u8; 32];
@@ -123,19 +131,23 @@ impl Service {
     pub async fn update_app(&self, slug: &str, patch: AppPatch) -> ServiceResult<App> {
         let mut app = self.app(slug).await?;
         let s = app.settings.clone();
-        app.settings = validate::app_settings(AppSettings {
-            name: patch.name.unwrap_or(s.name),
-            scopes: patch.scopes.unwrap_or(s.scopes),
-            webhook_url: patch.webhook_url.unwrap_or(s.webhook_url),
-            verify_install: patch.verify_install.unwrap_or(s.verify_install),
-            access_token_ttl_seconds: patch
-                .access_token_ttl_seconds
-                .unwrap_or(s.access_token_ttl_seconds),
-            refresh_grace_seconds: patch
-                .refresh_grace_seconds
-                .unwrap_or(s.refresh_grace_seconds),
-            reuse_policy: patch.reuse_policy.unwrap_or(s.reuse_policy),
-        })?;
+        app.settings = validate::app_settings(
+            AppSettings {
+                name: patch.name.unwrap_or(s.name),
+                scopes: patch.scopes.unwrap_or(s.scopes),
+                webhook_url: patch.webhook_url.unwrap_or(s.webhook_url),
+                redirect_url: patch.redirect_url.unwrap_or(s.redirect_url),
+                verify_install: patch.verify_install.unwrap_or(s.verify_install),
+                access_token_ttl_seconds: patch
+                    .access_token_ttl_seconds
+                    .unwrap_or(s.access_token_ttl_seconds),
+                refresh_grace_seconds: patch
+                    .refresh_grace_seconds
+                    .unwrap_or(s.refresh_grace_seconds),
+                reuse_policy: patch.reuse_policy.unwrap_or(s.reuse_policy),
+            },
+            &self.scopes,
+        )?;
         app.updated_at = self.now();
         self.store.update_app(&app).await?;
         tracing::info!(app = %app.slug, "app updated");

@@ -8,6 +8,7 @@ use rotor_store::StoreError;
 use uuid::Uuid;
 
 use super::{Service, ServiceError, ServiceResult};
+use crate::webhooks::payload::Actor;
 
 /// A new installation and its grant code, shown this once.
 #[derive(Debug, Clone)]
@@ -16,14 +17,34 @@ pub struct CreatedInstallation {
     pub installation: Installation,
     /// The single-use grant code (10 minutes).
     pub code: Token,
+    /// The app's redirect URL with `code`, `installationId` and `orgSlug`
+    /// added, when the app has one.
+    pub redirect_to: Option<String>,
+    /// The id of the `installation.created` webhook, when one was queued.
+    pub webhook_request: Option<Uuid>,
+}
+
+/// `url` with the install's query parameters added (what Sentry's install
+/// redirect carries).
+fn redirect_to(url: &str, code: &Token, inst: &Installation) -> Option<String> {
+    let mut u = url::Url::parse(url).ok()?;
+    u.query_pairs_mut()
+        .append_pair("code", code.expose())
+        .append_pair("installationId", &inst.id.to_string())
+        .append_pair("orgSlug", &inst.org_slug);
+    Some(u.into())
 }
 
 impl Service {
-    /// Installs the app `app_slug` into organization `org_slug`.
+    /// Installs the app `app_slug` into organization `org_slug`, on behalf
+    /// of `actor` (default: the operator); queues `installation.created`
+    /// (carrying the code) in the same transaction when the app has a
+    /// webhook URL.
     pub async fn create_installation(
         &self,
         org_slug: &str,
         app_slug: &str,
+        actor: Option<Actor>,
     ) -> ServiceResult<CreatedInstallation> {
         if !slug::is_valid(org_slug) {
             return Err(ServiceError::Invalid(
@@ -50,7 +71,14 @@ impl Service {
             expires_at: now + GRANT_TTL,
             created_at: now,
         };
-        match self.store.create_installation(&installation, &grant).await {
+        let actor = actor.unwrap_or_else(Actor::operator);
+        let hook = self.installation_hook(&app, &installation, "created", Some(&code), &actor);
+        let outbox: Vec<_> = hook.iter().cloned().collect();
+        match self
+            .store
+            .create_installation(&installation, &grant, &outbox)
+            .await
+        {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => {
                 return Err(ServiceError::Conflict(format!(
@@ -68,7 +96,20 @@ impl Service {
             ..NewEvent::default()
         })
         .await;
-        Ok(CreatedInstallation { installation, code })
+        if hook.is_some() {
+            self.wake_webhooks();
+        }
+        let redirect = app
+            .settings
+            .redirect_url
+            .as_deref()
+            .and_then(|u| redirect_to(u, &code, &installation));
+        Ok(CreatedInstallation {
+            installation,
+            code,
+            redirect_to: redirect,
+            webhook_request: hook.map(|h| h.id),
+        })
     }
 
     /// The installation with this uuid, if it exists and is not deleted.
@@ -80,11 +121,25 @@ impl Service {
         }
     }
 
-    /// Deletes an installation: every token of it stops working at once.
-    pub async fn delete_installation(&self, id: &str) -> ServiceResult<Installation> {
+    /// Deletes an installation: every token of it stops working at once;
+    /// `installation.deleted` is queued in the same transaction when the app
+    /// has a webhook URL.
+    pub async fn delete_installation(
+        &self,
+        id: &str,
+        actor: Option<Actor>,
+    ) -> ServiceResult<Installation> {
         let inst = self.installation(id).await?;
         let now = self.now();
-        match self.store.delete_installation(inst.id, now).await {
+        let app = self
+            .store
+            .app_by_id(inst.app_id)
+            .await?
+            .ok_or(ServiceError::NotFound("App"))?;
+        let actor = actor.unwrap_or_else(Actor::operator);
+        let hook = self.installation_hook(&app, &inst, "deleted", None, &actor);
+        let outbox: Vec<_> = hook.iter().cloned().collect();
+        match self.store.delete_installation(inst.id, now, &outbox).await {
             Ok(()) => {}
             Err(StoreError::NotFound) => return Err(ServiceError::NotFound("Installation")),
             Err(e) => return Err(e.into()),
@@ -97,6 +152,9 @@ impl Service {
             ..NewEvent::default()
         })
         .await;
+        if hook.is_some() {
+            self.wake_webhooks();
+        }
         Ok(inst)
     }
 

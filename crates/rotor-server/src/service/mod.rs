@@ -10,10 +10,11 @@ mod jwt;
 mod keys;
 mod tokens;
 pub mod upstream;
+pub mod webhooks;
 
 use std::sync::Arc;
 
-use rotor_core::{Clock, CoreError, Keyring, Lifetimes};
+use rotor_core::{Clock, CoreError, Keyring, Lifetimes, ScopeVocabulary};
 use rotor_store::{Store, StoreError};
 
 pub use apps::{AppPatch, CreatedApp, NewApp};
@@ -21,6 +22,7 @@ pub use exchange::{ClientAuth, Issued};
 pub use installs::CreatedInstallation;
 pub use keys::Resealed;
 pub use tokens::{Introspection, Introspector};
+pub use webhooks::signature;
 
 /// Why a use case did not complete.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +66,13 @@ pub struct Service {
     /// The first is the primary key's; older keys' follow, so a replay that
     /// spans a key rotation still finds its successor.
     successor_keys: Arc<Vec<[u8; 32]>>,
+    /// The platform's scope vocabulary (`ROTOR_SCOPES`).
+    pub scopes: Arc<ScopeVocabulary>,
+    /// Webhook settings: what is queued (platform endpoint) and how it is
+    /// sent and retried.
+    pub webhooks: Arc<crate::webhooks::WebhookSettings>,
+    /// Wakes this node's webhook worker when a change queued deliveries.
+    webhook_wake: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Service {
@@ -74,6 +83,8 @@ impl std::fmt::Debug for Service {
             .field("keyring", &self.keyring)
             .field("lifetimes", &self.lifetimes)
             .field("successor_keys", &"[redacted]")
+            .field("scopes", &self.scopes)
+            .field("webhooks", &self.webhooks)
             .finish()
     }
 }
@@ -94,7 +105,22 @@ impl Service {
             lifetimes: Lifetimes::default(),
             upstream: None,
             successor_keys,
+            scopes: Arc::new(ScopeVocabulary::default()),
+            webhooks: Arc::new(crate::webhooks::WebhookSettings::default()),
+            webhook_wake: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// Sets the platform's scope vocabulary.
+    pub fn with_scopes(mut self, scopes: ScopeVocabulary) -> Self {
+        self.scopes = Arc::new(scopes);
+        self
+    }
+
+    /// Sets the webhook settings.
+    pub fn with_webhooks(mut self, settings: crate::webhooks::WebhookSettings) -> Self {
+        self.webhooks = Arc::new(settings);
+        self
     }
 
     /// Enables upstream refresh through `http`.

@@ -118,12 +118,21 @@ impl Service {
                 break;
             }
         }
+        let delivered_before = self.now() - self.webhooks.retention;
+        for _ in 0..max_batches {
+            let n = self.store.purge_deliveries(delivered_before, batch).await?;
+            total.webhooks += n;
+            if n < u64::from(batch) {
+                break;
+            }
+        }
         if total.total() > 0 {
             tracing::info!(
                 grants = total.grants,
                 jtis = total.jtis,
                 tokens = total.tokens,
                 families = total.families,
+                webhooks = total.webhooks,
                 "janitor purged expired rows"
             );
         }

@@ -84,6 +84,19 @@ pub struct NewIdentity {
     pub installation_id: Option<String>,
 }
 
+/// New credentials for an identity (re-authorization); `None` keeps a value.
+#[derive(Debug, Clone, Default)]
+pub struct IdentityPatch {
+    /// A new access token.
+    pub access_token: Option<Secret>,
+    /// A new refresh token.
+    pub refresh_token: Option<Secret>,
+    /// When the (new) access token expires.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// New scopes.
+    pub scopes: Option<Vec<String>>,
+}
+
 /// Why a token could not be handed out.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -263,6 +276,62 @@ impl Service {
             .identity(id)
             .await?
             .ok_or(ServiceError::NotFound("Identity"))
+    }
+
+    /// Re-authorization: new tokens (and optionally scopes) for an existing
+    /// identity, which becomes `active` with its failures reset; the id other
+    /// systems hold stays. Tells the platform (`identity.reauthorized`) when
+    /// the identity was `invalid`.
+    pub async fn reauthorize_identity(
+        &self,
+        id: &str,
+        patch: IdentityPatch,
+    ) -> ServiceResult<UpstreamIdentityRecord> {
+        let mut ident = self.identity(id).await?;
+        let was_invalid = ident.status == IdentityStatus::Invalid;
+        if let Some(t) = &patch.access_token {
+            ident.access_token = self.seal_token(ident.id, "access_token", Some(t.expose()));
+            ident.expires_at = patch.expires_at;
+        } else if patch.expires_at.is_some() {
+            ident.expires_at = patch.expires_at;
+        }
+        if let Some(t) = &patch.refresh_token {
+            ident.refresh_token = self.seal_token(ident.id, "refresh_token", Some(t.expose()));
+        }
+        if let Some(scopes) = patch.scopes {
+            ident.scopes = scopes;
+        }
+        ident.status = IdentityStatus::Active;
+        ident.failure_count = 0;
+        ident.last_error = None;
+        ident.next_attempt_at = None;
+        let ev = NewEvent {
+            kind: "identity_reauthorized".into(),
+            identity_id: Some(ident.id.to_string()),
+            actor: Some(ident.provider.clone()),
+            created_at: self.now(),
+            ..NewEvent::default()
+        };
+        let outbox: Vec<_> = if was_invalid {
+            self.identity_hook(&ident, "reauthorized")
+                .into_iter()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        match self
+            .store
+            .reauthorize_identity(&ident, std::slice::from_ref(&ev), &outbox)
+            .await
+        {
+            Err(StoreError::NotFound) => return Err(ServiceError::NotFound("Identity")),
+            other => other?,
+        }
+        log_event(&ev);
+        if !outbox.is_empty() {
+            self.wake_webhooks();
+        }
+        Ok(ident)
     }
 
     /// Deletes an identity.
@@ -473,12 +542,23 @@ impl Service {
             }
         };
         log_event(&ev);
+        // Turning invalid tells the platform, in the same transaction.
+        let outbox: Vec<_> = if ident.status == IdentityStatus::Invalid {
+            self.identity_hook(&ident, "invalid").into_iter().collect()
+        } else {
+            Vec::new()
+        };
         match self
             .store
-            .save_identity(&ident, &up.node, std::slice::from_ref(&ev))
+            .save_identity(&ident, &up.node, std::slice::from_ref(&ev), &outbox)
             .await
         {
-            Ok(()) => outcome.map(|()| ident),
+            Ok(()) => {
+                if !outbox.is_empty() {
+                    self.wake_webhooks();
+                }
+                outcome.map(|()| ident)
+            }
             // Our lease ran out and another node took over: its result wins.
             Err(StoreError::Conflict(_)) => Err(UpstreamError::Unavailable(
                 "the refresh took longer than its lease; try again".into(),

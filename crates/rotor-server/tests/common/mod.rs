@@ -13,6 +13,8 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod receiver;
+
 pub const ADMIN: &str = "test-admin-token";
 
 /// Which store backend a test's server runs on.
@@ -86,6 +88,7 @@ pub struct TestApp {
     pub database_url: String,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    background: Option<startup::Background>,
 }
 
 pub struct Installed {
@@ -116,6 +119,9 @@ impl TestApp {
         }
         if let Some(t) = self.task.take() {
             t.await.expect("server task");
+        }
+        if let Some(b) = self.background.take() {
+            b.stop().await;
         }
         Restart {
             dir: self.dir.clone(),
@@ -336,9 +342,18 @@ pub async fn spawn_with(r: Restart, tweak: impl FnOnce(&mut Config)) -> TestApp 
         secret_key: Some(Secret::new(key.clone())),
         ..Config::new(database_url.clone())
     };
+    // Test receivers listen on loopback; the worker looks often.
+    config.webhooks.policy =
+        rotor_server::webhooks::AddressPolicy::parse("127.0.0.0/8").expect("policy");
+    config.webhooks.poll = std::time::Duration::from_millis(50);
+    config.webhooks.timeout = std::time::Duration::from_secs(2);
     tweak(&mut config);
     let state = startup::build(&config, clock.clone()).await.expect("build");
     let service = state.service.clone();
+    let mut background = startup::Background::new();
+    background
+        .webhook_worker(service.clone())
+        .expect("webhook worker");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -361,6 +376,7 @@ pub async fn spawn_with(r: Restart, tweak: impl FnOnce(&mut Config)) -> TestApp 
         database_url,
         stop: Some(tx),
         task: Some(task),
+        background: Some(background),
     }
 }
 
