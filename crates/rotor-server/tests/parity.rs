@@ -124,18 +124,8 @@ http_tests! {
     }
 
     async fn the_platform_chooses_its_scopes() {
-        let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
-        let database_url = match BACKEND.try_with(|b| *b).unwrap_or(Backend::Sqlite) {
-            Backend::Sqlite => format!("sqlite://{}", dir.path().join("rotor.db").display()),
-            Backend::Postgres => fresh_postgres_url().await,
-        };
         let app = spawn_with(
-            Restart {
-                dir,
-                key: rotor_core::ServerKey::generate().to_base64(),
-                clock: std::sync::Arc::new(rotor_core::ManualClock::new(chrono::Utc::now())),
-                database_url,
-            },
+            fresh().await,
             |c| c.scopes = rotor_core::ScopeVocabulary::parse("repo:read,repo:write,deploy").unwrap(),
         )
         .await;

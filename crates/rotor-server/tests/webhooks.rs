@@ -9,7 +9,7 @@ mod common;
 
 use chrono::Duration;
 use common::receiver::{eventually, Receiver, Reply};
-use common::{spawn_app, spawn_with, Restart, TestApp};
+use common::{spawn_app, spawn_with, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
@@ -173,19 +173,22 @@ http_tests! {
     }
 
     async fn a_hanging_receiver_times_out_and_holds_up_no_other_app() {
-        let app = spawn_app().await;
-        let slow = Receiver::start(&[Reply::Hang; 8]).await;
+        // Six slots on this node: without the per-app cap the slow app's
+        // deliveries would take them all.
+        let app = spawn_with(common::fresh().await, |c| c.webhooks.concurrency = 6).await;
+        let slow = Receiver::start(&[Reply::Hang; 16]).await;
         let fine = Receiver::start(&[]).await;
         let s = app_with_hook(&app, "Slow", &slow.url).await;
         app_with_hook(&app, "Fine", &fine.url).await;
-        for org in ["o1", "o2", "o3", "o4", "o5", "o6"] {
+        for org in ["o1", "o2", "o3", "o4", "o5", "o6", "o7", "o8"] {
             app.install_app(&s, org).await;
         }
-        slow.wait_for(1).await;
+        slow.wait_for(4).await;
         let started = std::time::Instant::now();
         app.admin_post("/api/0/organizations/o1/sentry-app-installations/", json!({"slug": "fine"})).await;
         fine.wait_for(1).await;
-        assert!(started.elapsed() < std::time::Duration::from_secs(1),
+        // Hanging attempts last 2 s (the tests' timeout); waiting behind them would take that.
+        assert!(started.elapsed() < std::time::Duration::from_millis(1500),
             "the other app waited {:?} behind a hanging receiver", started.elapsed());
         // The hanging attempts end at the timeout (2 s in tests) and stay pending.
         let d = newest_until(&app, "slow", |d| d["attempts"] == 1).await;
@@ -197,18 +200,8 @@ http_tests! {
 
     async fn internal_addresses_are_refused_after_dns_and_not_retried() {
         // This server keeps the default policy: no internal network is open.
-        let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
-        let database_url = match common::BACKEND.try_with(|b| *b).unwrap_or(common::Backend::Sqlite) {
-            common::Backend::Sqlite => format!("sqlite://{}", dir.path().join("rotor.db").display()),
-            common::Backend::Postgres => common::fresh_postgres_url().await,
-        };
         let app = spawn_with(
-            Restart {
-                dir,
-                key: rotor_core::ServerKey::generate().to_base64(),
-                clock: std::sync::Arc::new(rotor_core::ManualClock::new(chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6))),
-                database_url,
-            },
+            common::fresh().await,
             |c| c.webhooks.policy = rotor_server::webhooks::AddressPolicy::default(),
         )
         .await;
@@ -290,18 +283,8 @@ http_tests! {
     async fn the_platform_hears_when_an_identity_needs_reauthorization_and_when_it_is_back() {
         let rx = Receiver::start(&[]).await;
         let url = rx.url.clone();
-        let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
-        let database_url = match common::BACKEND.try_with(|b| *b).unwrap_or(common::Backend::Sqlite) {
-            common::Backend::Sqlite => format!("sqlite://{}", dir.path().join("rotor.db").display()),
-            common::Backend::Postgres => common::fresh_postgres_url().await,
-        };
         let app = spawn_with(
-            Restart {
-                dir,
-                key: rotor_core::ServerKey::generate().to_base64(),
-                clock: std::sync::Arc::new(rotor_core::ManualClock::new(chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6))),
-                database_url,
-            },
+            common::fresh().await,
             move |c| {
                 c.webhooks.platform_url = Some(url);
                 c.webhooks.platform_secret = Some(rotor_core::Secret::new("platform-secret"));
@@ -401,7 +384,9 @@ async fn a_python_receiver_verifies_the_signature_as_sentry_integrations_do() {
     let mut child = std::process::Command::new("python3")
         .args([script, "--port", "0", "--secret-file"])
         .arg(secrets.path())
+        .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .expect("python3 runs the receiver");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -420,8 +405,6 @@ async fn a_python_receiver_verifies_the_signature_as_sentry_integrations_do() {
     let line = tokio::task::spawn_blocking(move || lines.next().unwrap().unwrap())
         .await
         .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
     let got: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(got["verified"], true, "{got}");
     assert_eq!(got["resource"], "installation");

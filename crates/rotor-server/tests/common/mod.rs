@@ -307,12 +307,18 @@ pub async fn fresh_postgres_url() -> String {
 
 /// A server on a fresh database (of the test's backend) with the admin token set.
 pub async fn spawn_app() -> TestApp {
+    spawn_on(fresh().await).await
+}
+
+/// A fresh database of the test's backend, a new server key and a manual
+/// clock: what [`spawn_with`] needs for a server with its own settings.
+pub async fn fresh() -> Restart {
     let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
     let database_url = match BACKEND.try_with(|b| *b).unwrap_or(Backend::Sqlite) {
         Backend::Sqlite => format!("sqlite://{}", dir.path().join("rotor.db").display()),
         Backend::Postgres => fresh_postgres_url().await,
     };
-    spawn_on(Restart {
+    Restart {
         dir,
         key: ServerKey::generate().to_base64(),
         clock: Arc::new(ManualClock::new(chrono::SubsecRound::trunc_subsecs(
@@ -320,8 +326,7 @@ pub async fn spawn_app() -> TestApp {
             6,
         ))),
         database_url,
-    })
-    .await
+    }
 }
 
 /// A server on the data a stopped one left.
