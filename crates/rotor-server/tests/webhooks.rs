@@ -381,15 +381,17 @@ async fn a_python_receiver_verifies_the_signature_as_sentry_integrations_do() {
         env!("CARGO_MANIFEST_DIR"),
         "/../../scripts/webhook_receiver.py"
     );
-    let mut child = std::process::Command::new("python3")
-        .args([script, "--port", "0", "--secret-file"])
-        .arg(secrets.path())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("python3 runs the receiver");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut child = KillOnDrop(
+        std::process::Command::new("python3")
+            .args([script, "--port", "0", "--secret-file"])
+            .arg(secrets.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 runs the receiver"),
+    );
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
     let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     let port = first["listening"].as_u64().unwrap();
 
