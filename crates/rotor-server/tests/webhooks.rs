@@ -413,8 +413,21 @@ async fn a_python_receiver_verifies_the_signature_as_sentry_integrations_do() {
     assert_eq!(got["action"], "created");
     assert_eq!(got["body"]["data"]["installation"]["code"], inst["code"]);
     assert_eq!(got["body"]["actor"]["name"], "Zoë Ångström 😀");
+    // The receiver prints before it answers: it is stopped (dropped) only
+    // once Rotor logged the 200.
     newest_until(&app, "py", |d| {
         d["status"] == "delivered" && d["responseCode"] == 200
     })
     .await;
+    drop(child);
+}
+
+/// A child process killed and reaped when the test ends, passed or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
