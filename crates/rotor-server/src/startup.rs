@@ -46,6 +46,8 @@ pub struct Config {
     pub scopes: rotor_core::ScopeVocabulary,
     /// Webhook delivery settings.
     pub webhooks: WebhookSettings,
+    /// How long events and audit records are kept (`None`: forever).
+    pub events_retention: Option<chrono::Duration>,
 }
 
 impl Config {
@@ -64,6 +66,7 @@ impl Config {
             pg_acquire_timeout: std::time::Duration::from_secs(3),
             scopes: rotor_core::ScopeVocabulary::default(),
             webhooks: WebhookSettings::default(),
+            events_retention: Some(chrono::Duration::days(90)),
         }
     }
 }
@@ -153,6 +156,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<App
             .with_lifetimes(config.lifetimes)
             .with_scopes(config.scopes.clone())
             .with_webhooks(config.webhooks.clone())
+            .with_events_retention(config.events_retention)
             .with_upstream(Arc::new(rotor_upstream::ReqwestClient::new(
                 config.upstream_timeout,
             ))),

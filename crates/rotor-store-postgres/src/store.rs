@@ -228,6 +228,18 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn check_writable(&self, now: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO readiness (id, checked_at) VALUES (1, $1) \
+             ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
     async fn insert_app(&self, app: &App) -> StoreResult<()> {
         self.write_app(
             "INSERT INTO apps (id, slug, name, client_id, secret_key_id, secret_ct, scopes, \
@@ -556,6 +568,7 @@ impl Store for PgStore {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let purged = Purged {
             webhooks: 0,
+            events: 0,
             grants: delete_batch(&mut tx, "grants", "x.expires_at <= $1", now, batch).await?,
             jtis: delete_batch(&mut tx, "used_jtis", "x.expires_at <= $1", now, batch).await?,
             tokens: delete_batch(&mut tx, "tokens", "x.refresh_expires_at <= $1", now, batch).await?,
@@ -572,6 +585,19 @@ impl Store for PgStore {
         };
         tx.commit().await.map_err(map_err)?;
         Ok(purged)
+    }
+
+    async fn purge_events(&self, before: DateTime<Utc>, batch: u32) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id LIMIT $2) \
+             AND created_at < $1",
+        )
+        .bind(before)
+        .bind(i64::from(batch))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected())
     }
 
     async fn record_event(&self, e: &NewEvent) -> StoreResult<()> {

@@ -34,6 +34,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "webhooks",
         include_str!("../migrations/0004_webhooks.sql"),
     ),
+    (
+        5,
+        "readiness",
+        include_str!("../migrations/0005_readiness.sql"),
+    ),
 ];
 
 /// The version the schema is at.

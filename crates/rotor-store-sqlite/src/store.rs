@@ -236,6 +236,20 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn check_writable(&self, now: DateTime<Utc>) -> StoreResult<()> {
+        self.writer
+            .write(move |c| {
+                exec(
+                    c,
+                    "INSERT INTO readiness (id, checked_at) VALUES (1, ?1) \
+                     ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+                    [ts(now)],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
     async fn insert_app(&self, app: &App) -> StoreResult<()> {
         let app = app.clone();
         self.writer
@@ -529,6 +543,7 @@ impl Store for SqliteStore {
             .write(move |c| {
                 Ok(Purged {
                     webhooks: 0,
+                    events: 0,
                     grants: delete_batch(
                         c,
                         "grants",
@@ -562,6 +577,20 @@ impl Store for SqliteStore {
                         batch,
                     )?,
                 })
+            })
+            .await
+    }
+
+    async fn purge_events(&self, before: DateTime<Utc>, batch: u32) -> StoreResult<u64> {
+        self.writer
+            .write(move |c| {
+                let n = exec(
+                    c,
+                    "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id LIMIT ?2) \
+                     AND created_at < ?1",
+                    params![ts(before), i64::from(batch)],
+                )?;
+                Ok(n as u64)
             })
             .await
     }

@@ -197,3 +197,38 @@ pub async fn events_filter_and_order<S: Store>(store: Arc<S>) {
         .unwrap();
     assert_eq!(limited.len(), 1);
 }
+
+/// Events older than the cut-off go, oldest first, at most a batch per call;
+/// newer ones stay.
+pub async fn events_are_purged_oldest_first_in_bounded_batches<S: Store>(store: Arc<S>) {
+    let t = now();
+    for age in [40_i64, 35, 31, 10, 1] {
+        store
+            .record_event(&NewEvent {
+                kind: format!("aged_{age}"),
+                created_at: t - Duration::days(age),
+                ..NewEvent::default()
+            })
+            .await
+            .unwrap();
+    }
+    let cut = t - Duration::days(30);
+    assert_eq!(store.purge_events(cut, 2).await.unwrap(), 2);
+    assert_eq!(store.purge_events(cut, 2).await.unwrap(), 1);
+    assert_eq!(store.purge_events(cut, 2).await.unwrap(), 0);
+    let left = store
+        .list_events(&EventFilter {
+            limit: 10,
+            ..EventFilter::default()
+        })
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = left.iter().map(|e| e.event.kind.as_str()).collect();
+    assert_eq!(kinds, vec!["aged_1", "aged_10"]);
+}
+
+/// The readiness write succeeds on a healthy store, again and again.
+pub async fn a_writable_store_says_so<S: Store>(store: Arc<S>) {
+    store.check_writable(now()).await.unwrap();
+    store.check_writable(now()).await.unwrap();
+}

@@ -70,6 +70,9 @@ pub struct Purged {
     /// Delivered or failed webhook deliveries past their retention (counted
     /// by the janitor, from [`OutboxStore::purge_deliveries`]).
     pub webhooks: u64,
+    /// Events and audit records past their retention (counted by the
+    /// janitor, from [`Store::purge_events`]).
+    pub events: u64,
 }
 
 impl std::ops::AddAssign for Purged {
@@ -79,13 +82,14 @@ impl std::ops::AddAssign for Purged {
         self.tokens += other.tokens;
         self.families += other.families;
         self.webhooks += other.webhooks;
+        self.events += other.events;
     }
 }
 
 impl Purged {
     /// Total rows deleted.
     pub fn total(&self) -> u64 {
-        self.grants + self.jtis + self.tokens + self.families + self.webhooks
+        self.grants + self.jtis + self.tokens + self.families + self.webhooks + self.events
     }
 }
 
@@ -95,6 +99,10 @@ impl Purged {
 pub trait Store: UpstreamStore + OutboxStore + Send + Sync + std::fmt::Debug + 'static {
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;
+    /// Checks that the database accepts writes now: writes one tiny row
+    /// (`readiness`), so a full disk, a read-only file or a PostgreSQL in
+    /// recovery fails it.
+    async fn check_writable(&self, now: DateTime<Utc>) -> StoreResult<()>;
 
     // ---- apps ----
 
@@ -204,6 +212,11 @@ pub trait Store: UpstreamStore + OutboxStore + Send + Sync + std::fmt::Debug + '
     async fn purge_expired(&self, now: DateTime<Utc>, batch: u32) -> StoreResult<Purged>;
 
     // ---- events ----
+
+    /// Deletes events and audit records older than `before`: at most `batch`,
+    /// taken from the oldest ids, so a pass costs the same however large the
+    /// table. Answers how many.
+    async fn purge_events(&self, before: DateTime<Utc>, batch: u32) -> StoreResult<u64>;
 
     /// Appends an event or audit record.
     async fn record_event(&self, event: &NewEvent) -> StoreResult<()>;

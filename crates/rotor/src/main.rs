@@ -245,6 +245,9 @@ struct ServeArgs {
     /// Days a token family lives from its grant exchange, however often refreshed.
     #[arg(long, env = "ROTOR_FAMILY_LIFETIME_DAYS", default_value_t = 365)]
     family_lifetime_days: i64,
+    /// Days events and audit records are kept (0 keeps them forever).
+    #[arg(long, env = "ROTOR_EVENTS_RETENTION_DAYS", default_value_t = 90)]
+    events_retention_days: u64,
     /// Seconds between janitor passes that delete expired rows.
     #[arg(long, env = "ROTOR_JANITOR_INTERVAL_SECONDS", default_value_t = 60)]
     janitor_interval_seconds: u64,
@@ -451,7 +454,12 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     {
         anyhow::bail!("need 1 <= --refresh-idle-days <= --family-lifetime-days <= 36500");
     }
+    if args.events_retention_days > 36_500 {
+        anyhow::bail!("--events-retention-days / ROTOR_EVENTS_RETENTION_DAYS must be 0 (keep forever) to 36500");
+    }
     let cfg = Config {
+        events_retention: (args.events_retention_days > 0)
+            .then(|| chrono::Duration::days(args.events_retention_days as i64)),
         public_url: args.public_url.clone(),
         lifetimes: rotor_core::Lifetimes {
             refresh_idle: chrono::Duration::days(args.refresh_idle_days),

@@ -145,3 +145,44 @@ impl From<ServiceError> for ApiError {
         }
     }
 }
+
+/// The most of a non-JSON error body kept as its `detail`.
+const DETAIL_MAX: usize = 1024;
+
+/// Makes every error answer JSON: a refusal produced before a handler ran
+/// (axum's rejection of a path parameter that is not UTF-8, of a malformed
+/// query, …) comes as `text/plain`; it becomes `{"detail": <that text>}` with
+/// the same status. JSON answers pass untouched.
+pub async fn json_errors(res: Response) -> Response {
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    let text = axum::body::to_bytes(body, DETAIL_MAX * 4)
+        .await
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .chars()
+                .take(DETAIL_MAX)
+                .collect::<String>()
+        })
+        .unwrap_or_default();
+    let detail = if text.trim().is_empty() {
+        status.canonical_reason().unwrap_or("Error").to_owned()
+    } else {
+        text
+    };
+    let mut out = (status, Json(json!({ "detail": detail }))).into_response();
+    for (name, value) in parts.headers.iter() {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            out.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    out
+}

@@ -1,4 +1,6 @@
-//! `/healthz` (the process answers) and `/readyz` (the database answers).
+//! `/healthz` (the process answers) and `/readyz` (the database accepts
+//! reads and writes, within a deadline: a load balancer should stop sending
+//! traffic to a node that can only answer 503).
 
 use axum::routing::get;
 use axum::{extract::State, Json, Router};
@@ -14,7 +16,19 @@ pub(super) fn routes(r: Router<AppState>) -> Router<AppState> {
     .route("/readyz", get(ready))
 }
 
+/// How long the readiness probe waits for the database.
+const READY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+
 async fn ready(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
-    st.service.store.ping().await?;
-    Ok(Json(json!({ "status": "ready" })))
+    match tokio::time::timeout(READY_DEADLINE, st.service.ready()).await {
+        Ok(Ok(())) => Ok(Json(json!({ "status": "ready" }))),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "not ready: the database refuses reads or writes");
+            Err(ApiError::Unavailable)
+        }
+        Err(_) => {
+            tracing::warn!("not ready: the database did not accept a write within 2 s");
+            Err(ApiError::Unavailable)
+        }
+    }
 }

@@ -60,6 +60,7 @@ pub fn router(state: AppState) -> Router {
     r = upstream::routes(r);
     r.fallback(|| async { ApiError::NotFound("Not found".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::map_response(error::json_errors))
         .layer(CatchPanicLayer::custom(|_panic| {
             tracing::error!("a handler panicked");
             axum::response::IntoResponse::into_response(ApiError::Internal)

@@ -73,6 +73,9 @@ pub struct Service {
     pub webhooks: Arc<crate::webhooks::WebhookSettings>,
     /// Wakes this node's webhook worker when a change queued deliveries.
     webhook_wake: Arc<tokio::sync::Notify>,
+    /// Events and audit records older than this are purged by the janitor;
+    /// `None` keeps them forever.
+    pub events_retention: Option<chrono::Duration>,
 }
 
 impl std::fmt::Debug for Service {
@@ -108,7 +111,21 @@ impl Service {
             scopes: Arc::new(ScopeVocabulary::default()),
             webhooks: Arc::new(crate::webhooks::WebhookSettings::default()),
             webhook_wake: Arc::new(tokio::sync::Notify::new()),
+            events_retention: Some(chrono::Duration::days(90)),
         }
+    }
+
+    /// Sets how long events and audit records are kept (`None`: forever).
+    pub fn with_events_retention(mut self, keep: Option<chrono::Duration>) -> Self {
+        self.events_retention = keep;
+        self
+    }
+
+    /// Whether the database accepts reads and writes now (readiness).
+    pub async fn ready(&self) -> ServiceResult<()> {
+        self.store.ping().await?;
+        self.store.check_writable(self.now()).await?;
+        Ok(())
     }
 
     /// Sets the platform's scope vocabulary.

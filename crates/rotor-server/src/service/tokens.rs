@@ -119,12 +119,16 @@ impl Service {
             }
         }
         let delivered_before = self.now() - self.webhooks.retention;
-        for _ in 0..max_batches {
-            let n = self.store.purge_deliveries(delivered_before, batch).await?;
-            total.webhooks += n;
-            if n < u64::from(batch) {
-                break;
-            }
+        total.webhooks = drain(max_batches, batch, || {
+            self.store.purge_deliveries(delivered_before, batch)
+        })
+        .await?;
+        if let Some(keep) = self.events_retention {
+            let before = self.now() - keep;
+            total.events = drain(max_batches, batch, || {
+                self.store.purge_events(before, batch)
+            })
+            .await?;
         }
         if total.total() > 0 {
             tracing::info!(
@@ -133,9 +137,28 @@ impl Service {
                 tokens = total.tokens,
                 families = total.families,
                 webhooks = total.webhooks,
+                events = total.events,
                 "janitor purged expired rows"
             );
         }
         Ok(total)
     }
+}
+
+/// Calls `step` (which deletes at most `batch` rows) until it deletes fewer
+/// than a batch, at most `max_batches` times; answers the rows deleted.
+async fn drain<'a, F, Fut>(max_batches: u32, batch: u32, mut step: F) -> ServiceResult<u64>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = rotor_store::StoreResult<u64>> + 'a,
+{
+    let mut total = 0;
+    for _ in 0..max_batches {
+        let n = step().await?;
+        total += n;
+        if n < u64::from(batch) {
+            break;
+        }
+    }
+    Ok(total)
 }

@@ -1,0 +1,134 @@
+//! Hardening: every error is JSON (also refusals before a handler runs),
+//! readiness fails while the database refuses writes and recovers, and the
+//! janitor bounds the events table.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use chrono::Duration;
+use common::*;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+http_tests! {
+    async fn refusals_before_a_handler_are_json_too() {
+        let app = spawn_app().await;
+        for path in [
+            "/api/0/sentry-app-installations/%FF%FE/",
+            "/api/0/sentry-apps/%C3%28/",
+            "/api/0/upstream/identities/%80/token/",
+        ] {
+            let res = app.http.get(app.url(path)).bearer_auth(ADMIN).send().await.unwrap();
+            let status = res.status();
+            assert!(status.is_client_error(), "{path}: {status}");
+            let ct = res.headers()["content-type"].to_str().unwrap().to_owned();
+            assert!(ct.starts_with("application/json"), "{path}: {status} {ct}");
+            let body: Value = res.json().await.unwrap();
+            assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{path}: {body}");
+        }
+        // A malformed query on an operator route.
+        let res = app.http.get(app.url("/api/0/events/?limit=1&limit=2")).bearer_auth(ADMIN).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        assert!(res.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    }
+
+    async fn the_janitor_keeps_events_for_their_retention_only() {
+        let app = spawn_app().await;
+        let i = app.installed("Aging", "acme").await;
+        app.tokens(&i).await;
+        let count = |v: &Value| v.as_array().unwrap().len();
+        let (_, before) = app.admin_get(&format!("/api/0/events/?installation={}", i.uuid)).await;
+        assert!(count(&before) >= 3, "{before}");
+        app.advance(Duration::days(89));
+        assert_eq!(app.service.purge(1000, 10).await.unwrap().events, 0);
+        app.advance(Duration::days(2));
+        let purged = app.service.purge(2, 10).await.unwrap();
+        assert_eq!(purged.events as usize, count(&before), "in batches of 2, all of them");
+        let (_, after) = app.admin_get(&format!("/api/0/events/?installation={}", i.uuid)).await;
+        assert_eq!(count(&after), 0);
+    }
+
+    async fn retention_zero_keeps_events_forever() {
+        let app = spawn_with(fresh().await, |c| c.events_retention = None).await;
+        let i = app.installed("Forever", "acme").await;
+        app.tokens(&i).await;
+        app.advance(Duration::days(3650));
+        assert_eq!(app.service.purge(1000, 10).await.unwrap().events, 0);
+        let (_, ev) = app.admin_get(&format!("/api/0/events/?installation={}", i.uuid)).await;
+        assert!(!ev.as_array().unwrap().is_empty());
+    }
+}
+
+/// While another process holds SQLite's write lock, nothing can be written:
+/// `/readyz` says 503 (within its 2-second deadline), and 200 again as soon
+/// as the lock is gone. `/healthz` stays 200 throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_fails_while_writes_fail_and_recovers() {
+    let app = spawn_app().await;
+    let ready = |app: &TestApp| {
+        let req = app.http.get(app.url("/readyz")).send();
+        async move { req.await.unwrap().status() }
+    };
+    assert_eq!(ready(&app).await, StatusCode::OK);
+    let path = app.db_path();
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel::<()>();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let conn = hold_write_lock(&path);
+        locked_tx.send(()).unwrap();
+        release_rx.recv().unwrap();
+        drop(conn);
+    });
+    locked_rx.recv().unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(ready(&app).await, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
+    let (status, body) = split(app.http.get(app.url("/healthz")).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+    // The writer finishes the probe it was waiting on, then answers at once.
+    let mut ok = false;
+    for _ in 0..100 {
+        if ready(&app).await == StatusCode::OK {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ok, "/readyz did not recover");
+}
+
+/// Opens the database from another process (Python's sqlite3) and holds an
+/// exclusive write transaction until the holder is dropped.
+fn hold_write_lock(path: &std::path::Path) -> LockHolder {
+    let mut child = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1], isolation_level=None); \
+             c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); sys.stdin.read()",
+        ])
+        .arg(path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "locked");
+    LockHolder(child)
+}
+
+/// The process holding the lock; ends (releasing it) when dropped.
+struct LockHolder(std::process::Child);
+
+impl Drop for LockHolder {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
+    }
+}
