@@ -3,7 +3,6 @@
 //! serving until a shutdown signal.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
@@ -14,6 +13,7 @@ pub use rotor_store_sqlite::Durability;
 use rotor_store_sqlite::{SqliteConfig, SqliteStore};
 use tokio::net::TcpListener;
 
+use crate::connections::ConnectionLimits;
 use crate::http::AppState;
 use crate::keyfile::{load_keyring, KeySource};
 use crate::service::Service;
@@ -48,6 +48,10 @@ pub struct Config {
     pub webhooks: WebhookSettings,
     /// How long events and audit records are kept (`None`: forever).
     pub events_retention: Option<chrono::Duration>,
+    /// Per-request deadlines.
+    pub deadlines: crate::http::Deadlines,
+    /// Connection limits and timeouts of the listener.
+    pub connections: ConnectionLimits,
 }
 
 impl Config {
@@ -67,6 +71,8 @@ impl Config {
             scopes: rotor_core::ScopeVocabulary::default(),
             webhooks: WebhookSettings::default(),
             events_retention: Some(chrono::Duration::days(90)),
+            deadlines: crate::http::Deadlines::default(),
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -165,6 +171,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<App
             .public_url
             .as_ref()
             .map(|u| u.trim_end_matches('/').to_owned()),
+        deadlines: config.deadlines,
     })
 }
 
@@ -173,20 +180,25 @@ pub async fn build_default(config: &Config) -> anyhow::Result<AppState> {
     build(config, Arc::new(SystemClock)).await
 }
 
-/// Serves `state` on `listener` until `shutdown` resolves, then finishes
-/// the requests in flight.
+/// Serves `state` on `listener` until `shutdown` resolves, with the default
+/// connection limits; see [`serve_with`].
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = crate::http::router(state);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    serve_with(listener, state, ConnectionLimits::default(), shutdown).await
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves, then lets the
+/// requests in flight finish within the drain deadline and closes the rest.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    crate::connections::serve(listener, crate::http::router(state), limits, shutdown).await
 }
 
 /// Rows the janitor deletes per statement, and statements per pass: bounded

@@ -228,6 +228,10 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn close(&self) {
+        PgStore::close(self).await;
+    }
+
     async fn check_writable(&self, now: DateTime<Utc>) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO readiness (id, checked_at) VALUES (1, $1) \

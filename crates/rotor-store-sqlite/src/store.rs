@@ -236,6 +236,10 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn close(&self) {
+        SqliteStore::close(self).await;
+    }
+
     async fn check_writable(&self, now: DateTime<Utc>) -> StoreResult<()> {
         self.writer
             .write(move |c| {

@@ -99,6 +99,9 @@ impl Purged {
 pub trait Store: UpstreamStore + OutboxStore + Send + Sync + std::fmt::Debug + 'static {
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;
+    /// Commits what is queued and closes the connections; later calls fail
+    /// with `Unavailable`. Called once, at shutdown, after the last request.
+    async fn close(&self);
     /// Checks that the database accepts writes now: writes one tiny row
     /// (`readiness`), so a full disk, a read-only file or a PostgreSQL in
     /// recovery fails it.

@@ -245,6 +245,27 @@ struct ServeArgs {
     /// Days a token family lives from its grant exchange, however often refreshed.
     #[arg(long, env = "ROTOR_FAMILY_LIFETIME_DAYS", default_value_t = 365)]
     family_lifetime_days: i64,
+    /// Seconds a client has to send a request's headers (also how long an
+    /// idle keep-alive connection is kept).
+    #[arg(long, env = "ROTOR_HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10)]
+    header_read_timeout_seconds: u64,
+    /// Seconds a client has to send a request body.
+    #[arg(long, env = "ROTOR_BODY_READ_TIMEOUT_SECONDS", default_value_t = 10)]
+    body_read_timeout_seconds: u64,
+    /// Seconds one request may take in all; past it the answer is 503.
+    #[arg(long, env = "ROTOR_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
+    request_timeout_seconds: u64,
+    /// Largest request head (request line and headers) in bytes.
+    #[arg(long, env = "ROTOR_MAX_HEADER_BYTES", default_value_t = 16_384)]
+    max_header_bytes: usize,
+    /// Most open connections (0: the open-files limit, raised to its hard
+    /// maximum at start, less 128 kept free). Past it the oldest idle
+    /// connection is closed.
+    #[arg(long, env = "ROTOR_MAX_CONNECTIONS", default_value_t = 0)]
+    max_connections: usize,
+    /// Seconds requests in flight may take to finish after SIGTERM.
+    #[arg(long, env = "ROTOR_DRAIN_SECONDS", default_value_t = 10)]
+    drain_seconds: u64,
     /// Days events and audit records are kept (0 keeps them forever).
     #[arg(long, env = "ROTOR_EVENTS_RETENTION_DAYS", default_value_t = 90)]
     events_retention_days: u64,
@@ -457,7 +478,38 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     if args.events_retention_days > 36_500 {
         anyhow::bail!("--events-retention-days / ROTOR_EVENTS_RETENTION_DAYS must be 0 (keep forever) to 36500");
     }
+    let secs = |name: &str, v: u64, max: u64| -> anyhow::Result<std::time::Duration> {
+        if !(1..=max).contains(&v) {
+            anyhow::bail!("{name} must be 1 to {max} seconds");
+        }
+        Ok(std::time::Duration::from_secs(v))
+    };
+    if !(1024..=1024 * 1024).contains(&args.max_header_bytes) {
+        anyhow::bail!("--max-header-bytes / ROTOR_MAX_HEADER_BYTES must be 1024 to 1048576");
+    }
     let cfg = Config {
+        deadlines: rotor_server::http::Deadlines {
+            body_read: secs(
+                "--body-read-timeout-seconds",
+                args.body_read_timeout_seconds,
+                3600,
+            )?,
+            request: secs(
+                "--request-timeout-seconds",
+                args.request_timeout_seconds,
+                3600,
+            )?,
+        },
+        connections: rotor_server::connections::ConnectionLimits {
+            header_read_timeout: secs(
+                "--header-read-timeout-seconds",
+                args.header_read_timeout_seconds,
+                3600,
+            )?,
+            max_header_bytes: args.max_header_bytes,
+            max_connections: (args.max_connections > 0).then_some(args.max_connections),
+            drain_deadline: secs("--drain-seconds", args.drain_seconds, 3600)?,
+        },
         events_retention: (args.events_retention_days > 0)
             .then(|| chrono::Duration::days(args.events_retention_days as i64)),
         public_url: args.public_url.clone(),
@@ -484,7 +536,18 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
         demo::seed_and_print(&state.service, addr, admin_token.as_deref()).await?;
     }
     let state = Arc::new(state);
-    startup::serve(listener, (*state).clone(), startup::shutdown_signal()).await?;
+    startup::serve_with(
+        listener,
+        (*state).clone(),
+        cfg.connections,
+        startup::shutdown_signal(),
+    )
+    .await?;
+    // Requests are done (or cut at the drain deadline): stop the jobs
+    // (a webhook attempt in flight ends within its timeout), then commit
+    // what the store has queued and close it.
     background.stop().await;
+    state.service.store.close().await;
+    tracing::info!("stopped");
     Ok(())
 }

@@ -33,6 +33,28 @@ pub struct AppState {
     pub admin_token: Option<Arc<Secret>>,
     /// The public base URL (RFC 8414 issuer); `None` derives it from `Host`.
     pub issuer: Option<String>,
+    /// Deadlines of one request: reading its body, and the whole request.
+    pub deadlines: Deadlines,
+}
+
+/// How long one request may take.
+#[derive(Clone, Copy, Debug)]
+pub struct Deadlines {
+    /// Reading the request body (a client trickling an upload). Default 10 s.
+    pub body_read: std::time::Duration,
+    /// The whole request, handler included; past it the client gets `503`
+    /// (a write already handed to the store still commits, and a refresh
+    /// retried with the same token gets the same pair). Default 30 s.
+    pub request: std::time::Duration,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Self {
+            body_read: std::time::Duration::from_secs(10),
+            request: std::time::Duration::from_secs(30),
+        }
+    }
 }
 
 /// Headers of every answer that carries a token, a grant code or a
@@ -52,6 +74,7 @@ fn both(router: Router<AppState>, path: &str, route: MethodRouter<AppState>) -> 
 
 /// The complete router with its middleware.
 pub fn router(state: AppState) -> Router {
+    let deadlines = state.deadlines;
     let mut r = Router::new();
     r = health::routes(r);
     r = admin::routes(r);
@@ -60,6 +83,13 @@ pub fn router(state: AppState) -> Router {
     r = upstream::routes(r);
     r.fallback(|| async { ApiError::NotFound("Not found".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            deadlines.body_read,
+        ))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            deadlines.request,
+        ))
         .layer(axum::middleware::map_response(error::json_errors))
         .layer(CatchPanicLayer::custom(|_panic| {
             tracing::error!("a handler panicked");

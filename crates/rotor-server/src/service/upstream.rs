@@ -444,7 +444,18 @@ impl Service {
                 .await?;
             return Ok(current);
         }
-        self.refresh_now(current, &up).await
+        // The provider call and the save run in a task of their own: if the
+        // caller goes away (its request hit a deadline, the client hung up),
+        // what the provider answered — a rotated refresh token above all —
+        // is still saved, instead of being lost between answer and save.
+        let (svc, up) = (self.clone(), up.clone());
+        tokio::spawn(async move { svc.refresh_now(current, &up).await })
+            .await
+            .map_err(|_| {
+                UpstreamError::Service(ServiceError::Store(StoreError::Other(
+                    "the upstream refresh task panicked".into(),
+                )))
+            })?
     }
 
     /// Calls the provider (lease held) and saves the outcome.
