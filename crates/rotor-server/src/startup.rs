@@ -50,6 +50,8 @@ pub struct Config {
     pub events_retention: Option<chrono::Duration>,
     /// Per-request deadlines.
     pub deadlines: crate::http::Deadlines,
+    /// Failed-authentication limits.
+    pub throttle: crate::service::ThrottleSettings,
     /// Connection limits and timeouts of the listener.
     pub connections: ConnectionLimits,
 }
@@ -72,6 +74,7 @@ impl Config {
             webhooks: WebhookSettings::default(),
             events_retention: Some(chrono::Duration::days(90)),
             deadlines: crate::http::Deadlines::default(),
+            throttle: crate::service::ThrottleSettings::default(),
             connections: ConnectionLimits::default(),
         }
     }
@@ -163,6 +166,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<App
             .with_scopes(config.scopes.clone())
             .with_webhooks(config.webhooks.clone())
             .with_events_retention(config.events_retention)
+            .with_throttle(config.throttle)
             .with_upstream(Arc::new(rotor_upstream::ReqwestClient::new(
                 config.upstream_timeout,
             ))),

@@ -8,7 +8,7 @@ mod common;
 use chrono::Duration;
 use common::*;
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 http_tests! {
     async fn refusals_before_a_handler_are_json_too() {
@@ -46,6 +46,53 @@ http_tests! {
         assert_eq!(purged.events as usize, count(&before), "in batches of 2, all of them");
         let (_, after) = app.admin_get(&format!("/api/0/events/?installation={}", i.uuid)).await;
         assert_eq!(count(&after), 0);
+    }
+
+    async fn failed_client_authentication_is_throttled_per_client_and_never_slows_others() {
+        let app = spawn_app().await;
+        let a = app.installed("Target", "acme").await;
+        let b = app.installed("Bystander", "acme").await;
+        let wrong = |i: &Installed| json!({"client_id": i.client_id, "client_secret": "rtr_cs_wrong",
+            "grant_type": "authorization_code", "code": i.code});
+        for n in 0..10 {
+            let (status, _) = app.authorize(&a.uuid, wrong(&a)).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "attempt {n}");
+        }
+        // Over the limit: refused before the secret is even checked, the right one too.
+        let res = app.http.post(app.url(&format!("/api/0/sentry-app-installations/{}/authorizations/", a.uuid)))
+            .json(&json!({"client_id": a.client_id, "client_secret": a.client_secret,
+                "grant_type": "authorization_code", "code": a.code}))
+            .send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=60).contains(&retry), "{retry}");
+        let body: Value = res.json().await.unwrap();
+        assert!(body["detail"].as_str().unwrap().contains("Too many"), "{body}");
+        // The same client at the RFC 6749 endpoint: 429 in its shape.
+        let (status, headers, body) = app.form("/oauth/token", Some((&a.client_id, "rtr_cs_wrong")),
+            &[("grant_type", "refresh_token"), ("refresh_token", "x")]).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+        assert_eq!(body["error"], "temporarily_unavailable");
+        assert!(headers.contains_key("retry-after"));
+        // Another client from the same address is not slowed.
+        assert_eq!(app.exchange(&b).await.0, StatusCode::CREATED);
+        // After the window the right secret works at once, and nothing was spent meanwhile.
+        app.advance(Duration::seconds(61));
+        assert_eq!(app.exchange(&a).await.0, StatusCode::CREATED);
+    }
+
+    async fn failed_admin_authentication_is_throttled_per_ip() {
+        let app = spawn_with(fresh().await, |c| c.throttle.per_ip = 5).await;
+        for _ in 0..5 {
+            let res = app.http.get(app.url("/api/0/sentry-apps/")).bearer_auth("wrong").send().await.unwrap();
+            assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        }
+        let res = app.http.get(app.url("/api/0/sentry-apps/")).bearer_auth(ADMIN).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(res.headers().contains_key("retry-after"));
+        app.advance(Duration::seconds(61));
+        let (status, _) = app.admin_get("/api/0/sentry-apps/").await;
+        assert_eq!(status, StatusCode::OK);
     }
 
     async fn retention_zero_keeps_events_forever() {

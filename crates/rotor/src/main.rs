@@ -266,6 +266,15 @@ struct ServeArgs {
     /// Seconds requests in flight may take to finish after SIGTERM.
     #[arg(long, env = "ROTOR_DRAIN_SECONDS", default_value_t = 10)]
     drain_seconds: u64,
+    /// Failed client authentications per client id per window before 429.
+    #[arg(long, env = "ROTOR_AUTH_FAILURES_PER_CLIENT", default_value_t = 10)]
+    auth_failures_per_client: u32,
+    /// Failed authentications (client or admin) per IP per window before 429.
+    #[arg(long, env = "ROTOR_AUTH_FAILURES_PER_IP", default_value_t = 50)]
+    auth_failures_per_ip: u32,
+    /// The failed-authentication window in seconds.
+    #[arg(long, env = "ROTOR_AUTH_FAILURE_WINDOW_SECONDS", default_value_t = 60)]
+    auth_failure_window_seconds: u64,
     /// Days events and audit records are kept (0 keeps them forever).
     #[arg(long, env = "ROTOR_EVENTS_RETENTION_DAYS", default_value_t = 90)]
     events_retention_days: u64,
@@ -487,7 +496,22 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     if !(1024..=1024 * 1024).contains(&args.max_header_bytes) {
         anyhow::bail!("--max-header-bytes / ROTOR_MAX_HEADER_BYTES must be 1024 to 1048576");
     }
+    if args.auth_failures_per_client < 1 || args.auth_failures_per_ip < 1 {
+        anyhow::bail!("--auth-failures-per-client and --auth-failures-per-ip must be at least 1");
+    }
     let cfg = Config {
+        throttle: rotor_server::service::ThrottleSettings {
+            per_client: args.auth_failures_per_client,
+            per_ip: args.auth_failures_per_ip,
+            window: chrono::Duration::seconds(
+                secs(
+                    "--auth-failure-window-seconds",
+                    args.auth_failure_window_seconds,
+                    86_400,
+                )?
+                .as_secs() as i64,
+            ),
+        },
         deadlines: rotor_server::http::Deadlines {
             body_read: secs(
                 "--body-read-timeout-seconds",

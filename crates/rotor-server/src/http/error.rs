@@ -33,6 +33,8 @@ pub enum ApiError {
     MethodNotAllowed,
     /// 409: a uniqueness rule.
     Conflict(String),
+    /// 429: too many failed authentications; `Retry-After` seconds.
+    TooManyRequests(u64),
     /// 413: body over 64 KiB.
     PayloadTooLarge,
     /// 415: not JSON.
@@ -58,6 +60,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable | ApiError::ProviderUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -77,6 +80,16 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        if let ApiError::TooManyRequests(secs) = self {
+            return (
+                status,
+                [(axum::http::header::RETRY_AFTER, secs.to_string())],
+                Json(json!({
+                    "detail": format!("Too many failed authentication attempts; retry in {secs} s")
+                })),
+            )
+                .into_response();
+        }
         let body = match self {
             ApiError::MissingFields(fields) => {
                 let map: BTreeMap<_, _> = fields
@@ -101,6 +114,7 @@ impl IntoResponse for ApiError {
                 json!({ "detail": "The database is unavailable; try again shortly" })
             }
             ApiError::Internal => json!({ "detail": "Internal error" }),
+            ApiError::TooManyRequests(_) => json!({}),
         };
         (status, Json(body)).into_response()
     }
@@ -141,6 +155,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
             ServiceError::Conflict(m) => ApiError::Conflict(m),
             ServiceError::Invalid(m) => ApiError::BadRequest(m),
+            ServiceError::Throttled(secs) => ApiError::TooManyRequests(secs),
             ServiceError::Store(s) => s.into(),
         }
     }

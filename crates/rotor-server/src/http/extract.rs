@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use super::error::ApiError;
 use super::AppState;
+use crate::service::ThrottleKey;
 
 /// Largest request body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -116,18 +117,43 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
-        let Some(expected) = state.admin_token.as_ref() else {
-            return Err(ApiError::Unauthorized(
-                "The admin API is closed: no admin token is configured (ROTOR_ADMIN_TOKEN)".into(),
-            ));
-        };
+        let ip = peer_ip(parts);
         match bearer(parts) {
-            Some(given) if expected.ct_eq(given) => Ok(Admin),
-            Some(_) => Err(ApiError::Unauthorized("Invalid admin token".into())),
+            Some(given) => state.check_admin(given, ip.as_deref()).map(|()| Admin),
+            None if state.admin_token.is_none() => Err(ApiError::Unauthorized(
+                "The admin API is closed: no admin token is configured (ROTOR_ADMIN_TOKEN)".into(),
+            )),
             None => Err(ApiError::Unauthorized(
                 "Authentication credentials were not provided.".into(),
             )),
         }
+    }
+}
+
+impl AppState {
+    /// Checks an admin bearer token, throttled per caller IP: while the IP
+    /// has too many recent failures the token is not even compared (429).
+    pub fn check_admin(&self, given: &str, ip: Option<&str>) -> Result<(), ApiError> {
+        let Some(expected) = self.admin_token.as_ref() else {
+            return Err(ApiError::Unauthorized(
+                "The admin API is closed: no admin token is configured (ROTOR_ADMIN_TOKEN)".into(),
+            ));
+        };
+        let keys: Vec<ThrottleKey> = ip
+            .map(|i| ThrottleKey::Ip(i.to_owned()))
+            .into_iter()
+            .collect();
+        self.service.check_throttle(&keys)?;
+        if expected.ct_eq(given) {
+            return Ok(());
+        }
+        tracing::warn!(
+            reason = "invalid admin token",
+            ip = ip.unwrap_or(""),
+            "admin authentication refused"
+        );
+        self.service.count_failure(&keys, "admin authentication");
+        Err(ApiError::Unauthorized("Invalid admin token".into()))
     }
 }
 
@@ -161,10 +187,14 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string());
-        Ok(ClientIp(peer))
+        Ok(ClientIp(peer_ip(parts)))
     }
+}
+
+/// The TCP peer's address.
+fn peer_ip(parts: &Parts) -> Option<String> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string())
 }

@@ -38,6 +38,8 @@ pub struct OAuthError {
     description: String,
     /// Set when the client authenticated with HTTP Basic and failed.
     basic_challenge: bool,
+    /// Seconds for `Retry-After`, when throttled.
+    retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -47,6 +49,19 @@ impl OAuthError {
             error,
             description: description.into(),
             basic_challenge: false,
+            retry_after: None,
+        }
+    }
+
+    /// 429 after too many failed authentications; `Retry-After: secs`.
+    fn throttled(secs: u64) -> Self {
+        Self {
+            retry_after: Some(secs),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "temporarily_unavailable",
+                format!("Too many failed authentication attempts; retry in {secs} s"),
+            )
         }
     }
 
@@ -78,6 +93,7 @@ impl OAuthError {
                 format!("{what} not found"),
             ),
             ServiceError::Invalid(m) | ServiceError::Conflict(m) => Self::invalid_request(m),
+            ServiceError::Throttled(secs) => Self::throttled(secs),
             ServiceError::Store(s) => match ApiError::from(s) {
                 ApiError::Unavailable => Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -114,6 +130,9 @@ impl IntoResponse for OAuthError {
         let h = res.headers_mut();
         h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         h.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+        if let Some(secs) = self.retry_after {
+            h.insert(axum::http::header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if self.basic_challenge {
             h.insert(
                 WWW_AUTHENTICATE,
@@ -292,11 +311,11 @@ async fn token(
     }
     let (auth, basic) = client_auth(&st, &headers, &form)?;
     let svc = &st.service;
+    let ip = ip.as_deref();
     let app = svc
-        .authenticate(&auth)
+        .authenticate_from(&auth, ip, None)
         .await
         .map_err(|e| OAuthError::from_service(e, basic))?;
-    let ip = ip.as_deref();
     let issued = if grant_type == "authorization_code" {
         let code = form.require("code")?;
         svc.exchange_code(&app, None, code, ip).await
@@ -330,7 +349,7 @@ async fn revoke(
     let (auth, basic) = client_auth(&st, &headers, &form)?;
     let app = st
         .service
-        .authenticate(&auth)
+        .authenticate_from(&auth, ip.as_deref(), None)
         .await
         .map_err(|e| OAuthError::from_service(e, basic))?;
     let token = form.require("token")?;
@@ -344,6 +363,7 @@ async fn revoke(
 async fn introspect(
     State(st): State<AppState>,
     headers: HeaderMap,
+    ClientIp(ip): ClientIp,
     form: Result<Form, OAuthError>,
 ) -> Result<Response, OAuthError> {
     let form = form?;
@@ -354,15 +374,18 @@ async fn introspect(
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim());
     let (caller, basic) = match bearer {
-        Some(given) => match &st.admin_token {
-            Some(admin) if admin.ct_eq(given) => (Introspector::Operator, false),
-            _ => return Err(OAuthError::invalid_client(false)),
-        },
+        Some(given) => {
+            st.check_admin(given, ip.as_deref()).map_err(|e| match e {
+                ApiError::TooManyRequests(s) => OAuthError::throttled(s),
+                _ => OAuthError::invalid_client(false),
+            })?;
+            (Introspector::Operator, false)
+        }
         None => {
             let (auth, basic) = client_auth(&st, &headers, &form)?;
             let app = st
                 .service
-                .authenticate(&auth)
+                .authenticate_from(&auth, ip.as_deref(), None)
                 .await
                 .map_err(|e| OAuthError::from_service(e, basic))?;
             (Introspector::App(Box::new(app)), basic)

@@ -72,7 +72,7 @@ async fn authorizations(
             let [client_id, client_secret, code] =
                 require(&body, ["client_id", "client_secret", "code"])?;
             let app = svc
-                .authenticate(&secret_auth(client_id, client_secret))
+                .authenticate_from(&secret_auth(client_id, client_secret), ip, Some(&uuid))
                 .await?;
             svc.exchange_code(&app, Some(&uuid), code, ip).await?
         }
@@ -80,7 +80,7 @@ async fn authorizations(
             let [client_id, client_secret, refresh_token] =
                 require(&body, ["client_id", "client_secret", "refresh_token"])?;
             let app = svc
-                .authenticate(&secret_auth(client_id, client_secret))
+                .authenticate_from(&secret_auth(client_id, client_secret), ip, Some(&uuid))
                 .await?;
             svc.refresh(&app, Some(&uuid), refresh_token, ip).await?
         }

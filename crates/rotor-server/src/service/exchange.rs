@@ -14,7 +14,7 @@ use rotor_store::{Rotation, StoreError};
 use uuid::Uuid;
 
 use super::installs::log_event;
-use super::{Service, ServiceResult};
+use super::{Service, ServiceError, ServiceResult, ThrottleKey};
 
 /// How an app proves itself.
 #[derive(Debug, Clone)]
@@ -58,6 +58,40 @@ impl Service {
                 StoreError::Other("client secret does not decrypt under the server key".into())
             })?;
         Ok(Secret::new(String::from_utf8_lossy(&raw).into_owned()))
+    }
+
+    /// [`Service::authenticate`], throttled: refused with
+    /// `ServiceError::Throttled` while the client id or the caller's IP has
+    /// too many recent failures; a failure counts against both and is logged
+    /// with the client id, IP and installation (never the secret).
+    pub async fn authenticate_from(
+        &self,
+        auth: &ClientAuth,
+        ip: Option<&str>,
+        installation: Option<&str>,
+    ) -> ServiceResult<App> {
+        let client_id = match auth {
+            ClientAuth::Secret { client_id, .. } => Some(client_id.as_str()),
+            ClientAuth::Jwt { .. } => None,
+        };
+        let keys: Vec<ThrottleKey> = client_id
+            .map(|c| ThrottleKey::Client(c.to_owned()))
+            .into_iter()
+            .chain(ip.map(|i| ThrottleKey::Ip(i.to_owned())))
+            .collect();
+        self.check_throttle(&keys)?;
+        let result = self.authenticate(auth).await;
+        if let Err(ServiceError::Refused(CoreError::InvalidClient)) = &result {
+            tracing::warn!(
+                reason = "invalid client credentials",
+                client_id = client_id.unwrap_or("(in a client assertion)"),
+                ip = ip.unwrap_or(""),
+                installation = installation.unwrap_or(""),
+                "client authentication refused"
+            );
+            self.count_failure(&keys, "client authentication");
+        }
+        result
     }
 
     /// Authenticates an app: secret compared in constant time, or a

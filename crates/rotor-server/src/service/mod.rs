@@ -8,6 +8,7 @@ mod exchange;
 mod installs;
 mod jwt;
 mod keys;
+mod throttle;
 mod tokens;
 pub mod upstream;
 pub mod webhooks;
@@ -21,6 +22,7 @@ pub use apps::{AppPatch, CreatedApp, NewApp};
 pub use exchange::{ClientAuth, Issued};
 pub use installs::CreatedInstallation;
 pub use keys::Resealed;
+pub use throttle::{AuthThrottle, ThrottleKey, ThrottleSettings};
 pub use tokens::{Introspection, Introspector};
 pub use webhooks::signature;
 
@@ -36,6 +38,10 @@ pub enum ServiceError {
     /// A uniqueness rule refused it.
     #[error("{0}")]
     Conflict(String),
+    /// Too many failed authentications from this client or address: try
+    /// again after this many seconds.
+    #[error("too many failed authentication attempts; retry in {0} s")]
+    Throttled(u64),
     /// The input is not acceptable.
     #[error("{0}")]
     Invalid(String),
@@ -76,6 +82,8 @@ pub struct Service {
     /// Events and audit records older than this are purged by the janitor;
     /// `None` keeps them forever.
     pub events_retention: Option<chrono::Duration>,
+    /// Failed-authentication throttle (per node).
+    pub throttle: Arc<AuthThrottle>,
 }
 
 impl std::fmt::Debug for Service {
@@ -112,6 +120,30 @@ impl Service {
             webhooks: Arc::new(crate::webhooks::WebhookSettings::default()),
             webhook_wake: Arc::new(tokio::sync::Notify::new()),
             events_retention: Some(chrono::Duration::days(90)),
+            throttle: Arc::new(AuthThrottle::new(ThrottleSettings::default())),
+        }
+    }
+
+    /// Sets the failed-authentication limits.
+    pub fn with_throttle(mut self, settings: ThrottleSettings) -> Self {
+        self.throttle = Arc::new(AuthThrottle::new(settings));
+        self
+    }
+
+    /// Refuses with [`ServiceError::Throttled`] while any of `keys` is over
+    /// its failure limit.
+    pub fn check_throttle(&self, keys: &[ThrottleKey]) -> ServiceResult<()> {
+        match self.throttle.refused(keys, self.now()) {
+            Some(wait) => Err(ServiceError::Throttled(wait.num_seconds().max(1) as u64)),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a failed authentication for `keys`, logging the keys that
+    /// reached their limit (once per window).
+    pub fn count_failure(&self, keys: &[ThrottleKey], what: &str) {
+        for k in self.throttle.failed(keys, self.now()) {
+            tracing::warn!(key = ?k, what, "failed authentication limit reached: refusing with 429 until the window ends");
         }
     }
 
