@@ -132,8 +132,11 @@ pub async fn serve(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        .max_header_size(limits.max_header_bytes)
-        .max_buf_size(limits.max_header_bytes.max(8192) + 8192);
+        // hyper's own cap (past it: a bare 431 and the connection closed) is
+        // well above the configured limit, which `head_refusal` enforces
+        // with a JSON answer.
+        .max_header_size(hyper_cap(limits.max_header_bytes))
+        .max_buf_size(hyper_cap(limits.max_header_bytes) + 8192);
     let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     let mut shed_warned = Instant::now() - Duration::from_secs(60);
@@ -182,12 +185,16 @@ pub async fn serve(
             );
         }
         let router = router.clone();
+        let max_head = limits.max_header_bytes;
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             let (router, busy) = (router.clone(), Arc::clone(&busy));
             req.extensions_mut().insert(ConnectInfo(peer));
             async move {
                 busy.fetch_add(1, Ordering::AcqRel);
                 let _idle_again = BusyGuard(busy);
+                if let Some(refusal) = head_refusal(&req, max_head) {
+                    return Ok(refusal);
+                }
                 router.oneshot(req).await
             }
         });
@@ -237,6 +244,43 @@ pub async fn serve(
         while tasks.join_next().await.is_some() {}
     }
     Ok(())
+}
+
+/// Longest request target Rotor reads; its routes need a few hundred bytes.
+const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// hyper's hard cap on a request head for a configured limit.
+fn hyper_cap(max_header_bytes: usize) -> usize {
+    (max_header_bytes * 4).max(64 * 1024)
+}
+
+/// A JSON `414` for a request target over [`MAX_URI_BYTES`], or `431` for a
+/// head (target and headers) over `max_head` bytes.
+fn head_refusal(
+    req: &hyper::Request<Incoming>,
+    max_head: usize,
+) -> Option<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let uri = req.uri().to_string().len();
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.as_bytes().len() + 4)
+        .sum();
+    let (status, detail) = if uri > MAX_URI_BYTES {
+        (
+            axum::http::StatusCode::URI_TOO_LONG,
+            format!("The request target is longer than {MAX_URI_BYTES} bytes"),
+        )
+    } else if uri + headers > max_head {
+        (
+            axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!("The request headers are larger than {max_head} bytes"),
+        )
+    } else {
+        return None;
+    };
+    Some((status, axum::Json(serde_json::json!({ "detail": detail }))).into_response())
 }
 
 /// Marks the connection idle again when the request is answered (or dropped).

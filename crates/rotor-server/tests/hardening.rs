@@ -26,6 +26,15 @@ http_tests! {
             let body: Value = res.json().await.unwrap();
             assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{path}: {body}");
         }
+        // An oversized request target and oversized headers, refused before
+        // routing, are JSON too.
+        let long = format!("/api/0/sentry-apps/{}/", "a".repeat(9000));
+        let res = app.http.get(app.url(&long)).bearer_auth(ADMIN).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::URI_TOO_LONG);
+        assert!(res.json::<Value>().await.unwrap()["detail"].as_str().unwrap().contains("8192"));
+        let res = app.http.get(app.url("/healthz")).header("x-big", "b".repeat(20_000)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+        assert!(res.json::<Value>().await.unwrap()["detail"].as_str().unwrap().contains("16384"));
         // A malformed query on an operator route.
         let res = app.http.get(app.url("/api/0/events/?limit=1&limit=2")).bearer_auth(ADMIN).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::BAD_REQUEST);
