@@ -84,8 +84,23 @@ report() { # json-line
   local ratio="-"; [ -n "$floor" ] && ratio=$(awk -v a="$rps" -v b="$floor" 'BEGIN {printf "%.2f", a/b}')
   printf '%-14s %6s %10s %9s %9s %7s %9s %9s %16s\n' "$sc" "$c" "$rps" "$p50" "$p99" "$err" "$ratio" "$(rss)" "$(rss_span)"
 }
+dbbytes() { # SQLite: database file plus WAL, in bytes (0 on PostgreSQL)
+  [ -n "$PG" ] && { echo 0; return; }
+  cat "$DATA"/rotor.db "$DATA"/rotor.db-wal 2>/dev/null | wc -c
+}
 for sc in ${SCENARIOS:-floor refresh oauth-refresh introspect upstream-token}; do
-  report "$(run "$sc" "$CONN")"
+  before=$(dbbytes)
+  line="$(run "$sc" "$CONN")"
+  report "$line"
+  if [ "$sc" = refresh ] && [ -z "$PG" ]; then
+    # What a refresh leaves on disk: its retired pair (kept until its refresh
+    # token would have expired, for reuse detection) and its event and audit
+    # rows (kept for ROTOR_EVENTS_RETENTION_DAYS). Steady state holds
+    # refreshes-per-30-days of pairs and per-90-days of events.
+    n=$(awk -v r="$(sed -E 's/.*"rps":([0-9.]+).*/\1/' <<< "$line")" -v s="$SECS" 'BEGIN {printf "%d", r*s}')
+    after=$(dbbytes)
+    awk -v a="$after" -v b="$before" -v n="$n" 'BEGIN { if (n > 0) printf "database growth: %d bytes for %d refreshes = %.0f bytes per refresh, %.0f MiB per million\n", a-b, n, (a-b)/n, (a-b)/n*1e6/1048576 }'
+  fi
 done
 if [ "$SWEEP" = 1 ]; then
   for c in 1 16 256; do
