@@ -55,6 +55,25 @@ pub enum WebhookTarget {
     Platform,
 }
 
+impl WebhookTarget {
+    /// The storage name: the app's id, or `platform`.
+    pub fn storage_key(self) -> String {
+        match self {
+            WebhookTarget::App(id) => id.to_string(),
+            WebhookTarget::Platform => "platform".to_owned(),
+        }
+    }
+
+    /// Parses [`WebhookTarget::storage_key`].
+    pub fn from_storage_key(key: &str) -> Option<WebhookTarget> {
+        if key == "platform" {
+            Some(WebhookTarget::Platform)
+        } else {
+            Uuid::parse_str(key).ok().map(WebhookTarget::App)
+        }
+    }
+}
+
 /// A delivery as the outbox stores it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookDelivery {

@@ -16,16 +16,6 @@ use uuid::Uuid;
 
 use crate::{map_err, PgStore};
 
-/// The `target` column's value for the platform's endpoint.
-const PLATFORM: &str = "platform";
-
-fn target_col(t: WebhookTarget) -> String {
-    match t {
-        WebhookTarget::App(id) => id.to_string(),
-        WebhookTarget::Platform => PLATFORM.to_owned(),
-    }
-}
-
 fn get<'r, T>(row: &'r PgRow, col: &str) -> StoreResult<T>
 where
     T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
@@ -38,14 +28,8 @@ fn delivery(row: &PgRow) -> StoreResult<WebhookDelivery> {
     let status: String = get(row, "status")?;
     Ok(WebhookDelivery {
         id: get(row, "id")?,
-        target: if target == PLATFORM {
-            WebhookTarget::Platform
-        } else {
-            WebhookTarget::App(
-                Uuid::parse_str(&target)
-                    .map_err(|_| StoreError::Other("unreadable delivery target".into()))?,
-            )
-        },
+        target: WebhookTarget::from_storage_key(&target)
+            .ok_or_else(|| StoreError::Other("unreadable delivery target".into()))?,
         resource: get(row, "resource")?,
         event_type: get(row, "event_type")?,
         url: get(row, "url")?,
@@ -83,7 +67,7 @@ pub(crate) async fn insert_deliveries(
              $18, $19)",
         )
         .bind(d.id)
-        .bind(target_col(d.target))
+        .bind(d.target.storage_key())
         .bind(&d.resource)
         .bind(&d.event_type)
         .bind(&d.url)
@@ -198,7 +182,9 @@ impl OutboxStore for PgStore {
         status: Option<DeliveryStatus>,
         limit: u32,
     ) -> StoreResult<Vec<WebhookDelivery>> {
-        let target = target_col(app_id.map_or(WebhookTarget::Platform, WebhookTarget::App));
+        let target = app_id
+            .map_or(WebhookTarget::Platform, WebhookTarget::App)
+            .storage_key();
         sqlx::query(
             "SELECT * FROM webhook_deliveries WHERE target = $1 \
              AND ($2::text IS NULL OR status = $2) ORDER BY seq DESC LIMIT $3",

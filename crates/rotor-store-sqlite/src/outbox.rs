@@ -12,30 +12,16 @@ use rotor_store::{Claim, OutboxStore, StoreError, StoreResult};
 use rusqlite::{params, Connection, Row};
 use uuid::Uuid;
 
-use crate::rows::{bad, from_ts, get, opt_ts, opt_uuid, ts, uuid, uuid_col};
+use crate::rows::{bad, from_ts, get, opt_ts, opt_uuid, ts, uuid_col};
 use crate::store::{all, exec, insert_events, one};
 use crate::{db, SqliteStore};
-
-/// The `target` column's value for the platform's endpoint.
-const PLATFORM: &str = "platform";
-
-fn target_col(t: WebhookTarget) -> String {
-    match t {
-        WebhookTarget::App(id) => id.to_string(),
-        WebhookTarget::Platform => PLATFORM.to_owned(),
-    }
-}
 
 fn delivery(row: &Row<'_>) -> StoreResult<WebhookDelivery> {
     let target: String = get(row, "target")?;
     let status: String = get(row, "status")?;
     Ok(WebhookDelivery {
         id: uuid_col(row, "id")?,
-        target: if target == PLATFORM {
-            WebhookTarget::Platform
-        } else {
-            WebhookTarget::App(uuid(&target)?)
-        },
+        target: WebhookTarget::from_storage_key(&target).ok_or_else(|| bad("delivery target"))?,
         resource: get(row, "resource")?,
         event_type: get(row, "event_type")?,
         url: get(row, "url")?,
@@ -72,7 +58,7 @@ pub(crate) fn insert_deliveries(
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             params![
                 d.id.to_string(),
-                target_col(d.target),
+                d.target.storage_key(),
                 d.resource,
                 d.event_type,
                 d.url,
@@ -190,7 +176,9 @@ impl OutboxStore for SqliteStore {
         status: Option<DeliveryStatus>,
         limit: u32,
     ) -> StoreResult<Vec<WebhookDelivery>> {
-        let target = target_col(app_id.map_or(WebhookTarget::Platform, WebhookTarget::App));
+        let target = app_id
+            .map_or(WebhookTarget::Platform, WebhookTarget::App)
+            .storage_key();
         db::read_blocking(&self.readers, move |c| {
             all(
                 c,

@@ -6,11 +6,14 @@
 //! was skipped.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::io::Write;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use support::{start, Serve};
 
 const ADMIN: &str = "diskfull-admin-token-0123456789abcdef";
 
@@ -19,15 +22,6 @@ struct Mount(std::path::PathBuf);
 impl Drop for Mount {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
-struct Node(Child);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -55,32 +49,9 @@ async fn a_full_disk_gives_clean_503s_and_recovers() {
     assert!(ok, "mount -t tmpfs failed although running as root");
     let _mount = Mount(dir.path().to_owned());
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rotor"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--database-url"])
-        .arg(format!("sqlite://{}/rotor.db", dir.path().display()))
-        .env(
-            "ROTOR_SECRET_KEY",
-            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-        )
-        .env("ROTOR_ADMIN_TOKEN", ADMIN)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("rotor exited before listening")
-            .unwrap();
-        if let Some(rest) = line.split("rotor listening addr=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    let _node = Node(child);
-    let base = format!("http://{addr}");
+    let url = format!("sqlite://{}/rotor.db", dir.path().display());
+    let node = start(Serve::new(&url, dir.path(), ADMIN));
+    let base = node.base.clone();
     let http = reqwest::Client::new();
     let post = |url: String, body: Value, admin: bool| {
         let mut req = http.post(url).json(&body);

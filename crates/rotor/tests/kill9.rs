@@ -7,62 +7,16 @@
 //! what it was. On SQLite and on PostgreSQL.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use support::{fresh_schema_url, postgres, start, Serve};
 
 const ADMIN: &str = "kill9-admin-token-0123456789abcdef0123";
-const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const CHAINS: usize = 8;
-
-struct Node {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(database_url: &str, dir: &std::path::Path) -> Node {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rotor"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--database-url",
-            database_url,
-        ])
-        .current_dir(dir)
-        .env("ROTOR_SECRET_KEY", KEY)
-        .env("ROTOR_ADMIN_TOKEN", ADMIN)
-        .env("RUST_LOG", "warn,rotor=info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("rotor exited before listening")
-            .unwrap();
-        if let Some(rest) = line.split("rotor listening addr=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    Node {
-        child,
-        base: format!("http://{addr}"),
-    }
-}
 
 async fn post(
     http: &reqwest::Client,
@@ -93,7 +47,7 @@ struct Chain {
 async fn kill9_under_refresh_load(database_url: &str) {
     let dir = tempfile::tempdir().unwrap();
     let http = reqwest::Client::new();
-    let node = start(database_url, dir.path());
+    let node = start(Serve::new(database_url, dir.path(), ADMIN));
     let (_, app) = post(
         &http,
         format!("{}/api/0/sentry-apps/", node.base),
@@ -174,7 +128,7 @@ async fn kill9_under_refresh_load(database_url: &str) {
         "too little load before the kill: {refreshes} refreshes"
     );
 
-    let node = start(database_url, dir.path());
+    let node = start(Serve::new(database_url, dir.path(), ADMIN));
     for c in &chains {
         let c = c.lock().unwrap().clone();
         // The last acknowledged refresh token still trades (or replays the
@@ -225,20 +179,6 @@ async fn sqlite_kill9_under_refresh_load_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_kill9_under_refresh_load_loses_nothing() {
-    let Some(pg) = std::env::var("ROTOR_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        eprintln!("ROTOR_TEST_POSTGRES_URL is not set: PostgreSQL case skipped");
-        return;
-    };
-    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let admin = sqlx::PgPool::connect(&pg).await.unwrap();
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
-    let sep = if pg.contains('?') { '&' } else { '?' };
-    kill9_under_refresh_load(&format!("{pg}{sep}options=-c%20search_path%3D{schema}")).await;
+    let Some(pg) = postgres() else { return };
+    kill9_under_refresh_load(&fresh_schema_url(&pg).await).await;
 }

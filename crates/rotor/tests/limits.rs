@@ -4,88 +4,27 @@
 //! upstream provider exits 0 within the drain deadline plus a second.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use support::{start, Node, Serve};
+
+/// `rotor serve` under `ulimit -n 1024`, with `args`.
+fn start_limited(dir: &std::path::Path, args: &[&str]) -> Node {
+    let url = format!("sqlite://{}/rotor.db", dir.display());
+    start(Serve {
+        args,
+        open_files: Some(1024),
+        ..Serve::new(&url, dir, ADMIN)
+    })
+}
 
 const ADMIN: &str = "limits-admin-token-0123456789abcdef";
-
-struct Node {
-    child: Child,
-    base: String,
-    addr: String,
-    /// Rotor's log lines after the listening one.
-    log: std::sync::mpsc::Receiver<String>,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `rotor serve` under `ulimit -n 1024`, with `extra` flags.
-fn start(dir: &std::path::Path, extra: &str) -> Node {
-    let bin = env!("CARGO_BIN_EXE_rotor");
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "ulimit -n 1024 && exec '{bin}' serve --listen 127.0.0.1:0 \
-             --database-url sqlite://{}/rotor.db {extra}",
-            dir.display()
-        ))
-        .env("ROTOR_ADMIN_TOKEN", ADMIN)
-        .env(
-            "ROTOR_SECRET_KEY",
-            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-        )
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("rotor exited before listening")
-            .unwrap();
-        if let Some(rest) = line.split("rotor listening addr=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    let (tx, log) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    Node {
-        child,
-        base: format!("http://{addr}"),
-        addr,
-        log,
-    }
-}
-
-impl Node {
-    /// Waits (at most 15 s) for a log line containing `text`.
-    fn wait_for_log(&self, text: &str) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.log.recv_timeout(left) {
-                Ok(line) if line.contains(text) => return,
-                Ok(_) => {}
-                Err(_) => panic!("rotor never logged {text:?}"),
-            }
-        }
-    }
-}
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -115,7 +54,7 @@ async fn idle_and_slowloris_floods_do_not_lock_out_real_requests() {
     // Header time 8 s: long enough that the flood is all open before the
     // first idle connection times out, so the connection limit is what
     // protects the real requests.
-    let node = start(dir.path(), "--header-read-timeout-seconds 8");
+    let node = start_limited(dir.path(), &["--header-read-timeout-seconds", "8"]);
 
     let app = admin_post(
         &node,
@@ -218,7 +157,7 @@ async fn idle_and_slowloris_floods_do_not_lock_out_real_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_a_stalled_client_and_a_hung_provider_exits_within_the_drain_deadline() {
     let dir = tempfile::tempdir().unwrap();
-    let mut node = start(dir.path(), "--drain-seconds 2");
+    let mut node = start_limited(dir.path(), &["--drain-seconds", "2"]);
     // A provider that accepts connections and never answers.
     let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let hung_addr = hung.local_addr().unwrap();

@@ -5,60 +5,13 @@
 //! `ROTOR_TEST_POSTGRES_URL` is set.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use support::{fresh_schema_url, postgres, start, Node, Serve};
 
 use serde_json::{json, Value};
 
 const ADMIN: &str = "multinode-admin";
-
-struct Node {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `rotor serve` on an ephemeral port and reads the port from its log.
-fn start_node(database_url: &str, key: &str) -> Node {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rotor"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--database-url",
-            database_url,
-        ])
-        .env("ROTOR_SECRET_KEY", key)
-        .env("ROTOR_ADMIN_TOKEN", ADMIN)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("rotor exited before listening")
-            .unwrap();
-        if let Some(rest) = line.split("rotor listening addr=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    // Keep draining the log so the node never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Node {
-        child,
-        base: format!("http://{addr}"),
-    }
-}
 
 impl Node {
     /// POSTs JSON to the admin API of this node; answers status and body.
@@ -74,28 +27,16 @@ impl Node {
     }
 }
 
-async fn fresh_schema_url(url: &str) -> String {
-    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let admin = sqlx::PgPool::connect(url).await.unwrap();
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}options=-c%20search_path%3D{schema}")
-}
-
 /// Two `rotor serve` processes on a fresh schema, sharing one server key;
 /// `None` (with a note) when `ROTOR_TEST_POSTGRES_URL` is not set.
 async fn two_nodes() -> Option<[Node; 2]> {
-    let Ok(pg) = std::env::var("ROTOR_TEST_POSTGRES_URL") else {
-        eprintln!("ROTOR_TEST_POSTGRES_URL is not set: skipped");
-        return None;
-    };
+    let pg = postgres()?;
     let url = fresh_schema_url(&pg).await;
-    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-    Some([start_node(&url, key), start_node(&url, key)])
+    let dir = std::env::temp_dir();
+    Some([
+        start(Serve::new(&url, &dir, ADMIN)),
+        start(Serve::new(&url, &dir, ADMIN)),
+    ])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,9 +5,9 @@
 //! `created` before its `deleted`.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::collections::{HashMap, VecDeque};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,9 +15,20 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{json, Value};
+use support::{fresh_schema_url, postgres, start, Node, Serve};
+
+/// A node that may send webhooks to loopback, with 1-second attempts.
+fn start_node(database_url: &str, dir: &std::path::Path) -> Node {
+    start(Serve {
+        env: &[
+            ("ROTOR_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8"),
+            ("ROTOR_WEBHOOK_TIMEOUT_SECONDS", "1"),
+        ],
+        ..Serve::new(database_url, dir, ADMIN)
+    })
+}
 
 const ADMIN: &str = "outbox-admin";
-const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 /// (Request-ID, body) of every request, and how to answer the next ones.
 #[derive(Default)]
@@ -60,54 +71,6 @@ async fn receiver(hang_first: usize) -> (String, Arc<Mutex<Log>>) {
         let _ = axum::serve(listener, app).await;
     });
     (url, log)
-}
-
-struct Node {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_node(database_url: &str, dir: &std::path::Path) -> Node {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rotor"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--database-url",
-            database_url,
-        ])
-        .current_dir(dir)
-        .env("ROTOR_SECRET_KEY", KEY)
-        .env("ROTOR_ADMIN_TOKEN", ADMIN)
-        .env("ROTOR_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8")
-        .env("ROTOR_WEBHOOK_TIMEOUT_SECONDS", "1")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("rotor exited before listening")
-            .unwrap();
-        if let Some(rest) = line.split("rotor listening addr=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    Node {
-        child,
-        base: format!("http://{addr}"),
-    }
 }
 
 impl Node {
@@ -162,28 +125,6 @@ async fn until(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-async fn fresh_schema_url(url: &str) -> String {
-    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let admin = sqlx::PgPool::connect(url).await.unwrap();
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}options=-c%20search_path%3D{schema}")
-}
-
-fn postgres() -> Option<String> {
-    let url = std::env::var("ROTOR_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty());
-    if url.is_none() {
-        eprintln!("ROTOR_TEST_POSTGRES_URL is not set: PostgreSQL case skipped");
-    }
-    url
 }
 
 /// Kills the node while the receiver holds the `installation.created`

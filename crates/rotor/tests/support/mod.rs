@@ -1,0 +1,151 @@
+//! What the tests of the `rotor` binary share: a `rotor serve` process on an
+//! ephemeral port (killed when dropped, its log readable), and a fresh
+//! PostgreSQL schema per test.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The server key every test node shares.
+pub const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// A running `rotor serve`; SIGKILLed when dropped.
+pub struct Node {
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    /// Its log lines after the listening one.
+    log: mpsc::Receiver<String>,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How to start a node.
+pub struct Serve<'a> {
+    pub database_url: &'a str,
+    pub dir: &'a Path,
+    pub admin_token: &'a str,
+    /// More `serve` flags.
+    pub args: &'a [&'a str],
+    /// More environment variables.
+    pub env: &'a [(&'a str, &'a str)],
+    /// `ulimit -n` for the process, if any.
+    pub open_files: Option<u32>,
+}
+
+impl<'a> Serve<'a> {
+    /// A node on `database_url`, working in `dir`, with no extra settings.
+    pub fn new(database_url: &'a str, dir: &'a Path, admin_token: &'a str) -> Self {
+        Self {
+            database_url,
+            dir,
+            admin_token,
+            args: &[],
+            env: &[],
+            open_files: None,
+        }
+    }
+}
+
+/// Starts `rotor serve` on 127.0.0.1:0 and reads the port from its log.
+pub fn start(s: Serve<'_>) -> Node {
+    let bin = env!("CARGO_BIN_EXE_rotor");
+    let mut cmd = match s.open_files {
+        Some(n) => {
+            let mut c = Command::new("sh");
+            c.arg("-c")
+                .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                .arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        s.database_url,
+    ])
+    .args(s.args)
+    .current_dir(s.dir)
+    .env("ROTOR_SECRET_KEY", KEY)
+    .env("ROTOR_ADMIN_TOKEN", s.admin_token)
+    .env("RUST_LOG", "info")
+    .envs(s.env.iter().copied())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("rotor exited before listening")
+            .unwrap();
+        if let Some(rest) = line.split("rotor listening addr=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    // Keep draining the log so the node never blocks on a full pipe.
+    let (tx, log) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    Node {
+        child,
+        base: format!("http://{addr}"),
+        addr,
+        log,
+    }
+}
+
+impl Node {
+    /// Waits (at most 15 s) for a log line containing `text`.
+    pub fn wait_for_log(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return,
+                Ok(_) => {}
+                Err(_) => panic!("rotor never logged {text:?}"),
+            }
+        }
+    }
+}
+
+/// `ROTOR_TEST_POSTGRES_URL`, or `None` after saying the case is skipped.
+pub fn postgres() -> Option<String> {
+    let url = std::env::var("ROTOR_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    if url.is_none() {
+        eprintln!("ROTOR_TEST_POSTGRES_URL is not set: PostgreSQL case skipped");
+    }
+    url
+}
+
+/// A URL for a fresh schema of its own on the PostgreSQL at `url`.
+pub async fn fresh_schema_url(url: &str) -> String {
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let admin = sqlx::PgPool::connect(url).await.unwrap();
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options=-c%20search_path%3D{schema}")
+}
