@@ -11,17 +11,11 @@ use rotor_core::{
 };
 use rotor_store::{Claim, OutboxStore, StoreError, StoreResult};
 use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::rows::get;
 use crate::{map_err, PgStore};
-
-fn get<'r, T>(row: &'r PgRow, col: &str) -> StoreResult<T>
-where
-    T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
-{
-    row.try_get(col).map_err(map_err)
-}
 
 fn delivery(row: &PgRow) -> StoreResult<WebhookDelivery> {
     let target: String = get(row, "target")?;

@@ -12,7 +12,8 @@ fn bad(what: &str) -> StoreError {
     StoreError::Other(format!("unreadable {what} in database row"))
 }
 
-fn get<'r, T>(row: &'r PgRow, col: &str) -> Result<T, StoreError>
+/// Column `col` of `row`, in the store's error vocabulary.
+pub(crate) fn get<'r, T>(row: &'r PgRow, col: &str) -> Result<T, StoreError>
 where
     T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
 {

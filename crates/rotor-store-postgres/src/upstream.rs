@@ -7,17 +7,10 @@ use rotor_core::{
 };
 use rotor_store::{StoreError, StoreResult, UpstreamStore};
 use sqlx::postgres::PgRow;
-use sqlx::Row;
 use uuid::Uuid;
 
+use crate::rows::get;
 use crate::{map_err, PgStore};
-
-fn get<'r, T>(row: &'r PgRow, col: &str) -> StoreResult<T>
-where
-    T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
-{
-    row.try_get(col).map_err(map_err)
-}
 
 fn sealed(row: &PgRow, key: &str, ct: &str) -> StoreResult<Option<Ciphertext>> {
     let k: Option<String> = get(row, key)?;

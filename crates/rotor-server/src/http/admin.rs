@@ -262,18 +262,7 @@ async fn list_events(
         .map(|i| Uuid::parse_str(&i))
         .transpose()
         .map_err(|_| ApiError::field("installation", "Must be a UUID."))?;
-    let limit = match q.limit {
-        None => 100,
-        Some(l) => match l.parse::<u32>() {
-            Ok(n) if (1..=1000).contains(&n) => n,
-            _ => {
-                return Err(ApiError::field(
-                    "limit",
-                    "Must be a whole number from 1 to 1000.",
-                ))
-            }
-        },
-    };
+    let limit = limit_param(q.limit.as_deref())?;
     let events = st
         .service
         .events(EventFilter {
@@ -311,18 +300,7 @@ async fn webhook_requests(
             })
         })
         .transpose()?;
-    let limit = match q.limit {
-        None => 100,
-        Some(l) => match l.parse::<u32>() {
-            Ok(n) if (1..=1000).contains(&n) => n,
-            _ => {
-                return Err(ApiError::field(
-                    "limit",
-                    "Must be a whole number from 1 to 1000.",
-                ))
-            }
-        },
-    };
+    let limit = limit_param(q.limit.as_deref())?;
     let list = st.service.webhook_requests(&slug, status, limit).await?;
     Ok(Json(Value::Array(
         list.iter().map(wire::delivery).collect(),
@@ -341,4 +319,16 @@ async fn redeliver(
         StatusCode::ACCEPTED,
         Json(json!({ "id": id, "status": "pending" })),
     ))
+}
+
+/// The `limit` query parameter of a list: 1 to 1000, default 100.
+fn limit_param(limit: Option<&str>) -> Result<u32, ApiError> {
+    match limit.map(str::parse::<u32>) {
+        None => Ok(100),
+        Some(Ok(n)) if (1..=1000).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::field(
+            "limit",
+            "Must be a whole number from 1 to 1000.",
+        )),
+    }
 }
