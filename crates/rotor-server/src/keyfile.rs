@@ -24,6 +24,7 @@ pub fn load_keyring(
     secret_key: Option<&Secret>,
     old_keys: Option<&Secret>,
     key_file: Option<&Path>,
+    sealed_with: &[String],
 ) -> anyhow::Result<(Keyring, KeySource)> {
     let old = match old_keys {
         Some(list) => list
@@ -40,7 +41,7 @@ pub fn load_keyring(
             ServerKey::from_base64(k.expose()).context("ROTOR_SECRET_KEY")?,
             KeySource::Configured,
         ),
-        (None, Some(path)) => read_or_create(path)?,
+        (None, Some(path)) => read_or_create(path, sealed_with)?,
         (None, None) => bail!(
             "no server key: set ROTOR_SECRET_KEY to 32 random bytes in standard base64 \
              (e.g. `openssl rand -base64 32`); a key file is only created next to a SQLite file"
@@ -49,13 +50,23 @@ pub fn load_keyring(
     Ok((Keyring::with_old(primary, old), source))
 }
 
-fn read_or_create(path: &Path) -> anyhow::Result<(ServerKey, KeySource)> {
+/// Reads the key file, or creates it — only while no data is sealed yet
+/// (`sealed_with` empty): a new key would make sealed data unreadable.
+fn read_or_create(path: &Path, sealed_with: &[String]) -> anyhow::Result<(ServerKey, KeySource)> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
             let key = ServerKey::from_base64(&text)
                 .with_context(|| format!("key file {}", path.display()))?;
             Ok((key, KeySource::File(path.to_owned())))
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !sealed_with.is_empty() => bail!(
+            "the key file {} is missing, but the database holds data sealed under key id(s) {}: \
+             restore the key file from your backup, or set ROTOR_SECRET_KEY (and \
+             ROTOR_SECRET_KEYS_OLD) to the keys that sealed it. Rotor does not create a new key \
+             here: it would make every client secret and upstream token unreadable",
+            path.display(),
+            sealed_with.join(", ")
+        ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = ServerKey::generate();
             let mut opts = std::fs::OpenOptions::new();
@@ -73,7 +84,9 @@ fn read_or_create(path: &Path) -> anyhow::Result<(ServerKey, KeySource)> {
                     Ok((key, KeySource::Created(path.to_owned())))
                 }
                 // Another process created it first: use theirs.
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_or_create(path),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    read_or_create(path, sealed_with)
+                }
                 Err(e) => Err(e).with_context(|| format!("creating key file {}", path.display())),
             }
         }
@@ -86,10 +99,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn no_key_file_is_created_for_a_database_with_sealed_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rotor.db.key");
+        let e = load_keyring(None, None, Some(&path), &["4caa194b".into()]).unwrap_err();
+        assert!(e.to_string().contains("4caa194b"), "{e}");
+        assert!(e.to_string().contains("is missing"), "{e}");
+        assert!(!path.exists());
+    }
+
+    #[test]
     fn a_key_file_is_created_once_with_owner_only_permissions() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rotor.db.key");
-        let (ring, src) = load_keyring(None, None, Some(&path)).unwrap();
+        let (ring, src) = load_keyring(None, None, Some(&path), &[]).unwrap();
         assert_eq!(src, KeySource::Created(path.clone()));
         #[cfg(unix)]
         {
@@ -97,7 +120,7 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        let (again, src) = load_keyring(None, None, Some(&path)).unwrap();
+        let (again, src) = load_keyring(None, None, Some(&path), &[]).unwrap();
         assert_eq!(src, KeySource::File(path));
         assert_eq!(ring.primary().id(), again.primary().id());
     }
@@ -110,13 +133,14 @@ mod tests {
             Some(&Secret::new(k.to_base64())),
             Some(&Secret::new(format!("{}, ", old.to_base64()))),
             None,
+            &[],
         )
         .unwrap();
         assert_eq!(src, KeySource::Configured);
         assert_eq!(ring.primary().id(), k.id());
         let sealed = rotor_core::Keyring::new(old).seal(b"x", "a");
         assert_eq!(ring.open(&sealed, "a").unwrap(), b"x");
-        assert!(load_keyring(Some(&Secret::new("short")), None, None).is_err());
-        assert!(load_keyring(None, None, None).is_err());
+        assert!(load_keyring(Some(&Secret::new("short")), None, None, &[]).is_err());
+        assert!(load_keyring(None, None, None, &[]).is_err());
     }
 }

@@ -123,8 +123,9 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     }
 }
 
-/// Loads the server keyring for `config` and says where it came from.
-pub fn keyring(config: &Config) -> anyhow::Result<(Keyring, KeySource)> {
+/// Loads the server keyring for `config` and says where it came from. A key
+/// file is created only when nothing is sealed yet (`sealed_with` empty).
+pub fn keyring(config: &Config, sealed_with: &[String]) -> anyhow::Result<(Keyring, KeySource)> {
     let key_file = sqlite_url(&config.database_url)
         .and_then(|u| rotor_store_sqlite::database_file(&u).ok())
         .map(|p| {
@@ -136,12 +137,50 @@ pub fn keyring(config: &Config) -> anyhow::Result<(Keyring, KeySource)> {
         config.secret_key.as_ref(),
         config.old_secret_keys.as_ref(),
         key_file.as_deref(),
+        sealed_with,
+    )
+}
+
+/// Refuses a keyring that lacks a key some stored data was sealed under:
+/// without it those values could never be opened again, and every exchange
+/// of an app sealed under it would fail.
+pub fn check_keys(
+    keyring: &Keyring,
+    sealed: &[(String, u64)],
+    source: &KeySource,
+) -> anyhow::Result<()> {
+    let missing: Vec<String> = sealed
+        .iter()
+        .filter(|(id, _)| !keyring.all().any(|k| k.id() == id))
+        .map(|(id, n)| format!("{id} ({n} value(s))"))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let from = match source {
+        KeySource::Configured => "ROTOR_SECRET_KEY and ROTOR_SECRET_KEYS_OLD".to_owned(),
+        KeySource::File(p) | KeySource::Created(p) => format!(
+            "the key file {} (or ROTOR_SECRET_KEY and ROTOR_SECRET_KEYS_OLD)",
+            p.display()
+        ),
+    };
+    bail!(
+        "the database holds data sealed under key id(s) {} that the keyring (from {from}) does \
+         not have: give Rotor those keys (an older key goes in ROTOR_SECRET_KEYS_OLD) and start again",
+        missing.join(", ")
     )
 }
 
 /// Builds the application state: store, key, clock.
 pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
-    let (keyring, source) = keyring(config)?;
+    let store = open_store(config).await?;
+    let sealed = store
+        .sealed_key_ids()
+        .await
+        .context("reading which server keys sealed the stored data")?;
+    let ids: Vec<String> = sealed.iter().map(|(id, _)| id.clone()).collect();
+    let (keyring, source) = keyring(config, &ids)?;
+    check_keys(&keyring, &sealed, &source)?;
     match &source {
         KeySource::Created(p) => tracing::warn!(
             key_file = %p.display(),
@@ -159,7 +198,6 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<App
             )
         }
     }
-    let store = open_store(config).await?;
     Ok(AppState {
         service: Service::new(store, clock, keyring)
             .with_lifetimes(config.lifetimes)

@@ -232,6 +232,27 @@ impl Store for PgStore {
         PgStore::close(self).await;
     }
 
+    async fn sealed_key_ids(&self) -> StoreResult<Vec<(String, u64)>> {
+        sqlx::query(
+            "SELECT key_id, COUNT(*) AS n FROM ( \
+    SELECT secret_key_id AS key_id FROM apps \
+    UNION ALL SELECT secrets_key FROM upstream_providers \
+    UNION ALL SELECT access_key FROM upstream_identities WHERE access_key IS NOT NULL \
+    UNION ALL SELECT refresh_key FROM upstream_identities WHERE refresh_key IS NOT NULL \
+    UNION ALL SELECT body_key FROM webhook_deliveries WHERE status = 'pending') k \
+    GROUP BY key_id ORDER BY key_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(|row| {
+            let n: i64 = rows::get(row, "n")?;
+            Ok((rows::get(row, "key_id")?, n as u64))
+        })
+        .collect()
+    }
+
     async fn check_writable(&self, now: DateTime<Utc>) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO readiness (id, checked_at) VALUES (1, $1) \

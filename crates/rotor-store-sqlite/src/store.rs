@@ -22,6 +22,15 @@ const INSTALLATION_BY_ID: &str = "SELECT i.id, i.app_id, a.slug AS app_slug, i.o
     i.status, i.current_token_id, i.created_at, i.deleted_at \
     FROM installations i JOIN apps a ON a.id = i.app_id WHERE i.id = ?";
 
+/// Which key sealed how many values (see `Store::sealed_key_ids`).
+const SEALED_KEY_IDS: &str = "SELECT key_id, COUNT(*) AS n FROM ( \
+    SELECT secret_key_id AS key_id FROM apps \
+    UNION ALL SELECT secrets_key FROM upstream_providers \
+    UNION ALL SELECT access_key FROM upstream_identities WHERE access_key IS NOT NULL \
+    UNION ALL SELECT refresh_key FROM upstream_identities WHERE refresh_key IS NOT NULL \
+    UNION ALL SELECT body_key FROM webhook_deliveries WHERE status = 'pending') k \
+    GROUP BY key_id ORDER BY key_id";
+
 /// Runs a cached statement; answers the rows it changed.
 pub(crate) fn exec(conn: &Connection, sql: &str, params: impl Params) -> StoreResult<usize> {
     conn.prepare_cached(sql)
@@ -238,6 +247,16 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         SqliteStore::close(self).await;
+    }
+
+    async fn sealed_key_ids(&self) -> StoreResult<Vec<(String, u64)>> {
+        db::read_blocking(&self.readers, |c| {
+            all(c, SEALED_KEY_IDS, [], |row| {
+                let n: i64 = rows::get(row, "n")?;
+                Ok((rows::get(row, "key_id")?, n as u64))
+            })
+        })
+        .await
     }
 
     async fn check_writable(&self, now: DateTime<Utc>) -> StoreResult<()> {

@@ -33,7 +33,8 @@ macro_rules! store_conformance {
             deliveries_commit_with_their_change, claims_take_the_head_of_each_order_key,
             concurrent_claims_never_share_a_delivery, an_expired_lease_passes_to_another_worker,
             redelivery_listing_and_purge, one_target_cannot_take_every_slot,
-            events_are_purged_oldest_first_in_bounded_batches, a_writable_store_says_so);
+            events_are_purged_oldest_first_in_bounded_batches, a_writable_store_says_so,
+            sealed_key_ids_count_every_sealed_value);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(

@@ -232,3 +232,18 @@ pub async fn a_writable_store_says_so<S: Store>(store: Arc<S>) {
     store.check_writable(now()).await.unwrap();
     store.check_writable(now()).await.unwrap();
 }
+
+/// Every sealed value is counted under the key that sealed it.
+pub async fn sealed_key_ids_count_every_sealed_value<S: Store>(store: Arc<S>) {
+    assert!(store.sealed_key_ids().await.unwrap().is_empty());
+    let mut a = sample_app("sealed-a");
+    store.insert_app(&a).await.unwrap();
+    a = sample_app("sealed-b");
+    a.client_secret.key_id = "k2".into();
+    store.insert_app(&a).await.unwrap();
+    store.insert_app(&sample_app("sealed-c")).await.unwrap();
+    assert_eq!(
+        store.sealed_key_ids().await.unwrap(),
+        vec![("k1".to_owned(), 2), ("k2".to_owned(), 1)]
+    );
+}

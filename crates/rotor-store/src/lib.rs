@@ -99,6 +99,9 @@ impl Purged {
 pub trait Store: UpstreamStore + OutboxStore + Send + Sync + std::fmt::Debug + 'static {
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;
+    /// Which server keys sealed how many values (client secrets, provider
+    /// secrets, identity tokens, pending webhook bodies), by key id.
+    async fn sealed_key_ids(&self) -> StoreResult<Vec<(String, u64)>>;
     /// Commits what is queued and closes the connections; later calls fail
     /// with `Unavailable`. Called once, at shutdown, after the last request.
     async fn close(&self);

@@ -244,3 +244,54 @@ fn keys_rotate_reseals_everything_under_the_new_key() {
         "{second}"
     );
 }
+
+#[test]
+fn a_lost_key_is_refused_by_name_and_never_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = json_of(
+        rotor(dir.path())
+            .args([
+                "apps",
+                "create",
+                "--name",
+                "Keyed",
+                "--scope",
+                "project:read",
+            ])
+            .output()
+            .unwrap(),
+    );
+    assert!(created["clientSecret"].as_str().is_some());
+    let key_file = dir.path().join("rotor.db.key");
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    std::fs::remove_file(&key_file).unwrap();
+
+    // Without its key file the database is refused, and no new key is made.
+    let out = rotor(dir.path()).args(["apps", "list"]).output().unwrap();
+    assert!(!out.status.success(), "a lost key must not be papered over");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("rotor.db.key is missing"), "{err}");
+    assert!(
+        !key_file.exists(),
+        "a new key file was created over sealed data"
+    );
+    // The wrong key is refused too, naming the key id it lacks.
+    let other = rotor(dir.path())
+        .args(["apps", "list"])
+        .env(
+            "ROTOR_SECRET_KEY",
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        )
+        .output()
+        .unwrap();
+    assert!(!other.status.success());
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        err.contains("sealed under key id(s)") && err.contains("ROTOR_SECRET_KEYS_OLD"),
+        "{err}"
+    );
+    // With the key back, everything works.
+    std::fs::write(&key_file, key).unwrap();
+    let out = rotor(dir.path()).args(["apps", "list"]).output().unwrap();
+    assert!(out.status.success());
+}
