@@ -42,6 +42,8 @@ pub struct Config {
     pub upstream_timeout: std::time::Duration,
     /// PostgreSQL: how long a request waits for a connection before 503.
     pub pg_acquire_timeout: std::time::Duration,
+    /// Whether a missing SQLite file may be created (`serve`, `migrate`).
+    pub create_database: bool,
     /// The platform's scope vocabulary.
     pub scopes: rotor_core::ScopeVocabulary,
     /// Webhook delivery settings.
@@ -70,6 +72,7 @@ impl Config {
             pg_max_connections: 16,
             upstream_timeout: std::time::Duration::from_secs(20),
             pg_acquire_timeout: std::time::Duration::from_secs(3),
+            create_database: true,
             scopes: rotor_core::ScopeVocabulary::default(),
             webhooks: WebhookSettings::default(),
             events_retention: Some(chrono::Duration::days(90)),
@@ -91,6 +94,30 @@ pub fn sqlite_url(database_url: &str) -> Option<String> {
     }
 }
 
+/// The database a URL names, for logs and errors: the absolute path of a
+/// SQLite file, or a PostgreSQL URL's host, port and database — never its
+/// user or password.
+pub fn describe_database(database_url: &str) -> String {
+    if let Some(path) =
+        sqlite_url(database_url).and_then(|u| rotor_store_sqlite::database_file(&u).ok())
+    {
+        return std::path::absolute(&path)
+            .unwrap_or(path)
+            .display()
+            .to_string();
+    }
+    match url::Url::parse(database_url) {
+        Ok(u) => format!(
+            "{}://{}:{}{}",
+            u.scheme(),
+            u.host_str().unwrap_or("localhost"),
+            u.port().unwrap_or(5432),
+            u.path()
+        ),
+        Err(_) => "(unparsable database URL)".into(),
+    }
+}
+
 /// Whether the URL names a PostgreSQL database.
 fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
@@ -102,9 +129,13 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         Some(url) => {
             let mut cfg = SqliteConfig::new(url);
             cfg.durability = config.durability;
-            let store = SqliteStore::open(&cfg)
-                .await
-                .with_context(|| format!("opening SQLite database {}", config.database_url))?;
+            cfg.create = config.create_database;
+            let store = SqliteStore::open(&cfg).await.with_context(|| {
+                format!(
+                    "opening the SQLite database {}",
+                    describe_database(&config.database_url)
+                )
+            })?;
             Ok(Arc::new(store))
         }
         None if is_postgres(&config.database_url) => {

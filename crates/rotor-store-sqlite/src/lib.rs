@@ -53,6 +53,9 @@ pub struct SqliteConfig {
     pub readers: u32,
     /// How long a write waits for another process's lock.
     pub busy_timeout: Duration,
+    /// Whether a missing database file is created (`serve`, `migrate`); the
+    /// other commands refuse to make an empty database by accident.
+    pub create: bool,
 }
 
 impl SqliteConfig {
@@ -63,6 +66,7 @@ impl SqliteConfig {
             durability: Durability::Normal,
             readers: 4,
             busy_timeout: Duration::from_secs(5),
+            create: true,
         }
     }
 }
@@ -78,6 +82,14 @@ impl SqliteStore {
     /// Opens (creating if needed) the database and runs pending migrations.
     pub async fn open(config: &SqliteConfig) -> Result<Self, StoreError> {
         let path = database_file(&config.url)?;
+        if !config.create && !path.exists() {
+            let shown = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
+            return Err(StoreError::Other(format!(
+                "no Rotor database at {}: point --database-url (ROTOR_DATABASE_URL) at an \
+                 existing one, or create it with `rotor migrate`",
+                shown.display()
+            )));
+        }
         let (durability, busy) = (config.durability, config.busy_timeout);
         let open_path = path.clone();
         let conn = tokio::task::spawn_blocking(move || {

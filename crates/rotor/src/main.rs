@@ -355,6 +355,8 @@ fn config(
         },
         pg_max_connections: db.pg_max_connections,
         pg_acquire_timeout: std::time::Duration::from_millis(db.pg_acquire_timeout_ms),
+        // Only `serve` and `migrate` create a database.
+        create_database: false,
         ..Config::new(db.database_url.clone())
     };
     platform.apply(&mut cfg)?;
@@ -387,8 +389,15 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(ref args) => serve(&cli, args).await,
         Command::Migrate => {
-            startup::open_store(&config(&cli.db, &cli.platform, None)?).await?;
-            eprintln!("migrations are up to date ({})", cli.db.database_url);
+            let cfg = Config {
+                create_database: true,
+                ..config(&cli.db, &cli.platform, None)?
+            };
+            startup::open_store(&cfg).await?;
+            eprintln!(
+                "migrations are up to date ({})",
+                startup::describe_database(&cli.db.database_url)
+            );
             Ok(())
         }
         Command::Apps(cmd) => {
@@ -541,6 +550,7 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
             refresh_idle: chrono::Duration::days(args.refresh_idle_days),
             family_absolute: chrono::Duration::days(args.family_lifetime_days),
         },
+        create_database: true,
         ..config(db, &cli.platform, admin_token.clone())?
     };
     let state = startup::build_default(&cfg).await?;
@@ -555,7 +565,7 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, database = %db.database_url, admin_api = cfg.admin_token.is_some(), "rotor listening");
+    tracing::info!(%addr, database = %startup::describe_database(&db.database_url), admin_api = cfg.admin_token.is_some(), "rotor listening");
     if args.demo {
         demo::seed_and_print(&state.service, addr, admin_token.as_deref()).await?;
     }

@@ -158,6 +158,7 @@ fn serve_demo_prints_commands_that_work() {
 #[test]
 fn keys_rotate_reseals_everything_under_the_new_key() {
     let dir = tempfile::tempdir().unwrap();
+    assert!(rotor(dir.path()).arg("migrate").status().unwrap().success());
     json_of(
         rotor(dir.path())
             .args(["apps", "create", "--name", "A", "--scope", "project:read"])
@@ -248,6 +249,7 @@ fn keys_rotate_reseals_everything_under_the_new_key() {
 #[test]
 fn a_lost_key_is_refused_by_name_and_never_replaced() {
     let dir = tempfile::tempdir().unwrap();
+    assert!(rotor(dir.path()).arg("migrate").status().unwrap().success());
     let created = json_of(
         rotor(dir.path())
             .args([
@@ -294,4 +296,41 @@ fn a_lost_key_is_refused_by_name_and_never_replaced() {
     std::fs::write(&key_file, key).unwrap();
     let out = rotor(dir.path()).args(["apps", "list"]).output().unwrap();
     assert!(out.status.success());
+}
+
+#[test]
+fn only_serve_and_migrate_create_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["apps", "list"][..],
+        &["installs", "delete", "x"],
+        &["upstream", "providers", "list"],
+    ] {
+        let out = rotor(dir.path()).args(args).output().unwrap();
+        assert!(
+            !out.status.success(),
+            "{args:?} succeeded without a database"
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        let abs = dir.path().join("rotor.db");
+        assert!(
+            err.contains(&format!("no Rotor database at {}", abs.display())),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("rotor migrate"), "{err}");
+    }
+    assert!(
+        !dir.path().join("rotor.db").exists(),
+        "an empty database was created"
+    );
+    assert!(
+        !dir.path().join("rotor.db.key").exists(),
+        "a key file was created"
+    );
+    assert!(rotor(dir.path()).arg("migrate").status().unwrap().success());
+    assert!(rotor(dir.path())
+        .args(["apps", "list"])
+        .status()
+        .unwrap()
+        .success());
 }
