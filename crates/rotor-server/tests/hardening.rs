@@ -104,6 +104,20 @@ http_tests! {
         assert_eq!(status, StatusCode::OK);
     }
 
+    async fn every_answer_carries_a_request_id() {
+        let app = spawn_app().await;
+        let res = app.http.get(app.url("/healthz")).header("x-request-id", "trace-me-42").send().await.unwrap();
+        assert_eq!(res.headers()["x-request-id"], "trace-me-42");
+        // A new one when the caller sent none, also on errors.
+        let mut seen = std::collections::HashSet::new();
+        for path in ["/healthz", "/nope", "/api/0/sentry-apps/"] {
+            let res = app.http.get(app.url(path)).send().await.unwrap();
+            let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+            assert!(uuid::Uuid::parse_str(&id).is_ok(), "{path}: {id}");
+            assert!(seen.insert(id));
+        }
+    }
+
     async fn retention_zero_keeps_events_forever() {
         let app = spawn_with(fresh().await, |c| c.events_retention = None).await;
         let i = app.installed("Forever", "acme").await;

@@ -98,8 +98,14 @@ pub fn router(state: AppState) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request<_>| {
-                    // Only method and path: queries and headers may carry secrets.
-                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+                    // Only method, path and request id: queries and other
+                    // headers may carry secrets.
+                    let id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
                 })
                 .on_request(())
                 .on_response(
@@ -113,5 +119,11 @@ pub fn router(state: AppState) -> Router {
                 )
                 .on_failure(()),
         )
+        // Every answer carries X-Request-Id: the caller's, or a new UUID;
+        // the span above (so every log line of the request) carries it too.
+        .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
+        .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
+            tower_http::request_id::MakeRequestUuid,
+        ))
         .with_state(state)
 }
