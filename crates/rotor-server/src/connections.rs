@@ -88,15 +88,18 @@ impl Registry {
     }
 
     /// Closes the oldest idle connection; answers whether there was one.
+    /// The victim leaves the registry at once, so a burst of new connections
+    /// sheds a different idle one each instead of the same one again.
     fn shed_one(&self) -> bool {
-        let Ok(open) = self.open.lock() else {
+        let Ok(mut open) = self.open.lock() else {
             return false;
         };
         let victim = open
-            .values()
-            .filter(|e| e.busy.load(Ordering::Acquire) == 0)
-            .min_by_key(|e| e.since);
-        match victim {
+            .iter()
+            .filter(|(_, e)| e.busy.load(Ordering::Acquire) == 0)
+            .min_by_key(|(_, e)| e.since)
+            .map(|(id, _)| *id);
+        match victim.and_then(|id| open.remove(&id)) {
             Some(e) => {
                 e.close.notify_one();
                 true
