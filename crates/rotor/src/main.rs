@@ -553,6 +553,16 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
         create_database: true,
         ..config(db, &cli.platform, admin_token.clone())?
     };
+    if cfg
+        .admin_token
+        .as_ref()
+        .is_some_and(|t| t.expose().len() < 32)
+    {
+        tracing::warn!(
+            "the admin token is shorter than 32 characters: anyone who can reach the admin API \
+             can guess it; use `rotor keys generate` for one"
+        );
+    }
     let state = startup::build_default(&cfg).await?;
     let mut background = startup::Background::new();
     background.janitor(

@@ -82,7 +82,10 @@ pub enum KeysCommand {
     Generate,
     /// Re-seal every secret at rest under the primary key
     /// (ROTOR_SECRET_KEY), opening old ones with ROTOR_SECRET_KEYS_OLD.
+    /// Exits non-zero when anything was skipped.
     Rotate,
+    /// Show which server key sealed how many stored values.
+    Check,
 }
 
 pub async fn upstream(svc: &Service, cmd: UpstreamCommand) -> anyhow::Result<()> {
@@ -158,8 +161,25 @@ pub async fn keys(svc: Option<&Service>, cmd: KeysCommand) -> anyhow::Result<()>
                 &json!({"keyId": svc.keyring.primary().id(), "apps": r.apps, "providers": r.providers,
                           "identities": r.identities, "skipped": r.skipped}),
             );
+            if r.skipped > 0 {
+                anyhow::bail!(
+                    "{} value(s) were skipped (changed while rotating, or sealed under a key not in \
+                     ROTOR_SECRET_KEY / ROTOR_SECRET_KEYS_OLD): run `rotor keys rotate` again, \
+                     and keep the old key until `rotor keys check` shows nothing under it",
+                    r.skipped
+                );
+            }
         }
-        (KeysCommand::Rotate, None) => anyhow::bail!("no database"),
+        (KeysCommand::Check, Some(svc)) => {
+            let sealed = svc.store.sealed_key_ids().await?;
+            let primary = svc.keyring.primary().id().to_owned();
+            let keys: Vec<Value> = sealed
+                .iter()
+                .map(|(id, n)| json!({"keyId": id, "values": n, "primary": *id == primary}))
+                .collect();
+            print(&json!({"primaryKeyId": primary, "keys": keys}));
+        }
+        (KeysCommand::Rotate | KeysCommand::Check, None) => anyhow::bail!("no database"),
     }
     Ok(())
 }

@@ -244,6 +244,19 @@ fn keys_rotate_reseals_everything_under_the_new_key() {
         (Some(0), Some(0)),
         "{second}"
     );
+    // `keys check` shows everything under the new key, nothing under the old.
+    let check = json_of(
+        rotor(dir.path())
+            .args(["keys", "check"])
+            .env("ROTOR_SECRET_KEY", new.trim())
+            .output()
+            .unwrap(),
+    );
+    let keys = check["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "{check}");
+    assert_eq!(keys[0]["keyId"], check["primaryKeyId"]);
+    assert_eq!(keys[0]["primary"], true);
+    assert!(keys[0]["values"].as_u64().unwrap() >= 3, "{check}");
 }
 
 #[test]
