@@ -8,6 +8,8 @@
 //! it is stored sealed under the server key ([`WebhookDelivery::body_aad`]).
 
 use chrono::{DateTime, Duration, Utc};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use uuid::Uuid;
 
 use crate::keys::Ciphertext;
@@ -284,6 +286,14 @@ impl RetryPolicy {
     }
 }
 
+/// Lowercase hex HMAC-SHA256 of `body` under `key`.
+/// (`Sentry-Hook-Signature`: the receiver checks it with the same secret.)
+pub fn signature(key: &[u8], body: &[u8]) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
 /// Writes a JSON text with every non-ASCII character escaped as `\uXXXX`
 /// (UTF-16, surrogate pairs above the BMP). Receivers that re-serialize the
 /// parsed body before checking the signature — Sentry's example backend does
@@ -364,6 +374,15 @@ mod tests {
             .error
             .unwrap_or_default()
             .contains("gave up after 30 attempts"));
+    }
+
+    #[test]
+    fn signature_is_rfc_4231_hmac_sha256_in_lowercase_hex() {
+        // RFC 4231, test case 2.
+        assert_eq!(
+            signature(b"Jefe", b"what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 
     #[test]

@@ -34,18 +34,6 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
-async fn admin_post(node: &Node, path: &str, body: Value) -> Value {
-    let res = reqwest::Client::new()
-        .post(format!("{}{path}", node.base))
-        .bearer_auth(ADMIN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(res.status().is_success(), "{path}: {}", res.status());
-    res.json().await.unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_and_slowloris_floods_do_not_lock_out_real_requests() {
     // This test process needs about 1,400 descriptors of its own.
@@ -56,18 +44,18 @@ async fn idle_and_slowloris_floods_do_not_lock_out_real_requests() {
     // protects the real requests.
     let node = start_limited(dir.path(), &["--header-read-timeout-seconds", "8"]);
 
-    let app = admin_post(
-        &node,
-        "/api/0/sentry-apps/",
-        json!({"name": "Flood", "scopes": ["project:read"]}),
-    )
-    .await;
-    let inst = admin_post(
-        &node,
-        "/api/0/organizations/acme/sentry-app-installations/",
-        json!({"slug": "flood"}),
-    )
-    .await;
+    let app = node
+        .admin_post_ok(
+            "/api/0/sentry-apps/",
+            json!({"name": "Flood", "scopes": ["project:read"]}),
+        )
+        .await;
+    let inst = node
+        .admin_post_ok(
+            "/api/0/organizations/acme/sentry-app-installations/",
+            json!({"slug": "flood"}),
+        )
+        .await;
     let path = format!(
         "{}/api/0/sentry-app-installations/{}/authorizations/",
         node.base,
@@ -167,14 +155,14 @@ async fn sigterm_with_a_stalled_client_and_a_hung_provider_exits_within_the_drai
             keep.push(s);
         }
     });
-    admin_post(&node, "/api/0/upstream/providers/", json!({"key": "hung", "kind": "oauth2",
+    node.admin_post_ok("/api/0/upstream/providers/", json!({"key": "hung", "kind": "oauth2",
         "config": {"tokenUrl": format!("http://{hung_addr}/token"), "clientId": "c", "clientSecret": "s"}})).await;
-    let ident = admin_post(
-        &node,
-        "/api/0/upstream/identities/",
-        json!({"provider": "hung", "externalId": "u", "refreshToken": "rt"}),
-    )
-    .await;
+    let ident = node
+        .admin_post_ok(
+            "/api/0/upstream/identities/",
+            json!({"provider": "hung", "externalId": "u", "refreshToken": "rt"}),
+        )
+        .await;
     let token_url = format!(
         "{}/api/0/upstream/identities/{}/token/",
         node.base,

@@ -13,20 +13,6 @@ use serde_json::{json, Value};
 
 const ADMIN: &str = "multinode-admin";
 
-impl Node {
-    /// POSTs JSON to the admin API of this node; answers status and body.
-    async fn admin_post(&self, path: &str, body: Value) -> (u16, Value) {
-        let res = reqwest::Client::new()
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(ADMIN)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        (res.status().as_u16(), res.json().await.unwrap())
-    }
-}
-
 /// Two `rotor serve` processes on a fresh schema, sharing one server key;
 /// `None` (with a note) when `ROTOR_TEST_POSTGRES_URL` is not set.
 async fn two_nodes() -> Option<[Node; 2]> {

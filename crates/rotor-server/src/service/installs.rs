@@ -20,8 +20,6 @@ pub struct CreatedInstallation {
     /// The app's redirect URL with `code`, `installationId` and `orgSlug`
     /// added, when the app has one.
     pub redirect_to: Option<String>,
-    /// The id of the `installation.created` webhook, when one was queued.
-    pub webhook_request: Option<Uuid>,
 }
 
 /// `url` with the install's query parameters added (what Sentry's install
@@ -108,7 +106,6 @@ impl Service {
             installation,
             code,
             redirect_to: redirect,
-            webhook_request: hook.map(|h| h.id),
         })
     }
 

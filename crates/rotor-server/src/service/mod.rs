@@ -24,7 +24,6 @@ pub use installs::CreatedInstallation;
 pub use keys::Resealed;
 pub use throttle::{AuthThrottle, ThrottleKey, ThrottleSettings};
 pub use tokens::{Introspection, Introspector};
-pub use webhooks::signature;
 
 /// Why a use case did not complete.
 #[derive(Debug, thiserror::Error)]

@@ -14,6 +14,7 @@
 //! *before* its credential is checked, while only failures are spent.)
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, Utc};
@@ -63,6 +64,10 @@ struct Window {
 pub struct AuthThrottle {
     settings: ThrottleSettings,
     windows: Mutex<HashMap<ThrottleKey, Window>>,
+    /// The latest end (Unix µs) of any key's refusal: while `now` is past
+    /// it no key is refused, and [`AuthThrottle::refused`] — on the path of
+    /// every exchange — answers without taking the lock.
+    refusing_until: AtomicI64,
 }
 
 /// Entries kept before expired ones are swept.
@@ -74,6 +79,7 @@ impl AuthThrottle {
         Self {
             settings,
             windows: Mutex::new(HashMap::new()),
+            refusing_until: AtomicI64::new(i64::MIN),
         }
     }
 
@@ -86,6 +92,9 @@ impl AuthThrottle {
 
     /// When any of `keys` is over its limit now: how long until it is not.
     pub fn refused(&self, keys: &[ThrottleKey], now: Instant) -> Option<Duration> {
+        if now.timestamp_micros() >= self.refusing_until.load(Ordering::Acquire) {
+            return None;
+        }
         let windows = self.windows.lock().ok()?;
         keys.iter()
             .filter_map(|k| {
@@ -120,6 +129,8 @@ impl AuthThrottle {
             }
             w.failures += 1;
             if w.failures == self.limit(k) {
+                let ends = (w.started + self.settings.window).timestamp_micros();
+                self.refusing_until.fetch_max(ends, Ordering::AcqRel);
                 reached.push(k.clone());
             }
         }

@@ -2,13 +2,12 @@
 //! by the store in the change's own transaction), one attempt at a claimed
 //! delivery, the delivery log and redelivery.
 
-use hmac::{Hmac, Mac};
+use rotor_core::webhook::signature;
 use rotor_core::{
     App, AttemptResult, DeliveryStatus, Installation, NewEvent, Token, UpstreamIdentityRecord,
     WebhookDelivery, WebhookTarget,
 };
 use rotor_store::Claim;
-use sha2::Sha256;
 use uuid::Uuid;
 
 use super::installs::log_event;
@@ -18,15 +17,6 @@ use crate::webhooks::payload::{
     InstallationData, InstallationHook, SlugRef, UuidRef,
 };
 use crate::webhooks::sender::{Outgoing, Sender};
-
-/// Lowercase hex HMAC-SHA256 of `body` under `key`.
-pub fn signature(key: &[u8], body: &[u8]) -> String {
-    // HMAC takes keys of any length; this cannot fail.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
-        .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
-}
 
 impl Service {
     /// Seals `body` into a new pending delivery.
@@ -301,19 +291,5 @@ impl Service {
         tracing::info!(app = %app.slug, request_id = %id, "webhook redelivery requested");
         self.wake_webhooks();
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::signature;
-
-    #[test]
-    fn signature_is_rfc_4231_hmac_sha256_in_lowercase_hex() {
-        // RFC 4231, test case 2.
-        assert_eq!(
-            signature(b"Jefe", b"what do ya want for nothing?"),
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
     }
 }

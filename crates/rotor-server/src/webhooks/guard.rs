@@ -39,11 +39,6 @@ impl AddressPolicy {
         Ok(Self { allowed })
     }
 
-    /// The opened networks.
-    pub fn allowed(&self) -> &[IpNet] {
-        &self.allowed
-    }
-
     /// `Ok` when a delivery may connect to `ip`; otherwise why not.
     pub fn check(&self, ip: IpAddr) -> Result<(), String> {
         let ip = canonical(ip);

@@ -110,11 +110,6 @@ impl Sender {
         })
     }
 
-    /// The deadline of one attempt.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     /// Sends one attempt.
     pub async fn send(&self, out: Outgoing<'_>) -> AttemptResult {
         let url = match Url::parse(out.url) {

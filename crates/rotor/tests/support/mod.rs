@@ -19,6 +19,8 @@ pub struct Node {
     pub base: String,
     /// `127.0.0.1:PORT`.
     pub addr: String,
+    /// The operator token it was started with.
+    pub admin_token: String,
     /// Its log lines after the listening one.
     log: mpsc::Receiver<String>,
 }
@@ -107,11 +109,37 @@ pub fn start(s: Serve<'_>) -> Node {
         child,
         base: format!("http://{addr}"),
         addr,
+        admin_token: s.admin_token.to_owned(),
         log,
     }
 }
 
 impl Node {
+    /// POSTs JSON to this node's admin API; answers the status and the JSON
+    /// body (`null` when there is none).
+    pub async fn admin_post(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let res = reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.admin_token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// [`Node::admin_post`] that must succeed; answers the body.
+    pub async fn admin_post_ok(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let (status, out) = self.admin_post(path, body).await;
+        assert!((200..300).contains(&status), "{path}: {status} {out}");
+        out
+    }
+
     /// Waits (at most 15 s) for a log line containing `text`.
     pub fn wait_for_log(&self, text: &str) {
         let deadline = Instant::now() + Duration::from_secs(15);
