@@ -41,7 +41,7 @@ else
   BACKEND="sqlite (WAL, synchronous=${ROTOR_SQLITE_SYNCHRONOUS:-normal})"
 fi
 RUST_LOG="${RUST_LOG:-warn}" ./target/release/rotor serve --listen "127.0.0.1:$PORT" --database-url "$DB" \
-  --pg-max-connections 32 > "$DATA/rotor.log" 2>&1 &
+  --pg-max-connections 32 --management-listen off > "$DATA/rotor.log" 2>&1 &
 PID=$!
 cleanup() {
   kill $PID 2>/dev/null || true

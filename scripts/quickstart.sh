@@ -26,8 +26,9 @@ HOOK_PORT="$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).rea
 # by default (no server-side request forgery): open loopback for the demo.
 export ROTOR_WEBHOOK_ALLOWED_NETWORKS=127.0.0.0/8
 export ROTOR_ADMIN_TOKEN="${ROTOR_ADMIN_TOKEN:-demo-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')}"
-echo "==> starting: rotor serve --demo --listen 127.0.0.1:$PORT (SQLite file $DATA/rotor.db)"
-( cd "$DATA" && exec "$BIN" serve --demo --listen "127.0.0.1:$PORT" ) > "$DATA/demo.txt" 2> "$DATA/rotor.log" &
+MPORT="${ROTOR_DEMO_MANAGEMENT_PORT:-$((PORT + 1))}"
+echo "==> starting: rotor serve --demo --listen 127.0.0.1:$PORT --management-listen 127.0.0.1:$MPORT (SQLite file $DATA/rotor.db)"
+( cd "$DATA" && exec "$BIN" serve --demo --listen "127.0.0.1:$PORT" --management-listen "127.0.0.1:$MPORT" ) > "$DATA/demo.txt" 2> "$DATA/rotor.log" &
 PID=$!
 trap 'kill $PID $HOOK_PID 2>/dev/null || true' EXIT
 
@@ -64,6 +65,11 @@ grep '"installation"' "$DATA/hooks.jsonl" | tail -n 1 | grep -q '"verified": tru
   || { echo "webhook did not arrive verified"; exit 1; }
 echo "--> the delivery log:"
 curl -fsS "$B/api/0/sentry-apps/$SLUG/webhook-requests/" -H "$H"; echo
+
+echo; echo "==> metrics (Prometheus format, on the management listener):"
+echo "curl -s http://127.0.0.1:$MPORT/metrics | grep rotor_token_exchanges_total"
+curl -fsS "http://127.0.0.1:$MPORT/metrics" | grep '^rotor_token_exchanges_total' \
+  || { echo "no exchange counter in /metrics"; exit 1; }
 
 if [ "${1:-}" = "--no-wait" ]; then exit 0; fi
 echo; echo "==> Rotor is running on http://127.0.0.1:$PORT (logs: $DATA/rotor.log). Ctrl-C to stop."

@@ -25,6 +25,14 @@ fi
 psql "$ROTOR_TEST_POSTGRES_URL" -qAtc "SELECT 'DROP SCHEMA ' || quote_ident(nspname) || ' CASCADE;' FROM pg_namespace WHERE nspname LIKE 't\_%'" \
   | psql "$ROTOR_TEST_POSTGRES_URL" -q > /dev/null
 
+# The metrics test has a real Prometheus scrape Rotor (Debian's package).
+if ! command -v prometheus > /dev/null; then
+  echo "==> installing prometheus (Debian) for the metrics test"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq > /dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus > /dev/null
+fi
+
 # The upstream end-to-end test drives a real OAuth server (node-oidc-provider).
 if command -v npm > /dev/null; then
   echo "==> npm ci (tests/oidc: node-oidc-provider for the end-to-end test)"

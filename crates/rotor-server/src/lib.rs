@@ -10,6 +10,7 @@ pub mod http;
 pub mod keyfile;
 pub mod service;
 pub mod startup;
+pub mod telemetry;
 pub mod webhooks;
 
 pub use http::{router, AppState};

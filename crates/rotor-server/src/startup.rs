@@ -56,6 +56,8 @@ pub struct Config {
     pub throttle: crate::service::ThrottleSettings,
     /// Connection limits and timeouts of the listener.
     pub connections: ConnectionLimits,
+    /// Proxies whose `X-Forwarded-For` / `Forwarded` name the client.
+    pub trusted_proxies: crate::http::client_ip::TrustedProxies,
 }
 
 impl Config {
@@ -79,6 +81,7 @@ impl Config {
             deadlines: crate::http::Deadlines::default(),
             throttle: crate::service::ThrottleSettings::default(),
             connections: ConnectionLimits::default(),
+            trusted_proxies: Default::default(),
         }
     }
 }
@@ -157,19 +160,28 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 /// Loads the server keyring for `config` and says where it came from. A key
 /// file is created only when nothing is sealed yet (`sealed_with` empty).
 pub fn keyring(config: &Config, sealed_with: &[String]) -> anyhow::Result<(Keyring, KeySource)> {
-    let key_file = sqlite_url(&config.database_url)
-        .and_then(|u| rotor_store_sqlite::database_file(&u).ok())
-        .map(|p| {
-            let mut name = p.file_name().unwrap_or_default().to_owned();
-            name.push(".key");
-            p.with_file_name(name)
-        });
+    let key_file = key_file(config);
     load_keyring(
         config.secret_key.as_ref(),
         config.old_secret_keys.as_ref(),
         key_file.as_deref(),
         sealed_with,
     )
+}
+
+/// The key file a configuration uses: beside a SQLite database, when no
+/// key is configured.
+pub fn key_file(config: &Config) -> Option<std::path::PathBuf> {
+    if config.secret_key.is_some() {
+        return None;
+    }
+    sqlite_url(&config.database_url)
+        .and_then(|u| rotor_store_sqlite::database_file(&u).ok())
+        .map(|p| {
+            let mut name = p.file_name().unwrap_or_default().to_owned();
+            name.push(".key");
+            p.with_file_name(name)
+        })
 }
 
 /// Refuses a keyring that lacks a key some stored data was sealed under:
@@ -245,6 +257,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<App
             .as_ref()
             .map(|u| u.trim_end_matches('/').to_owned()),
         deadlines: config.deadlines,
+        trusted_proxies: config.trusted_proxies.clone(),
     })
 }
 

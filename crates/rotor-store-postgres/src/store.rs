@@ -89,6 +89,12 @@ struct EventColumns {
     times: Vec<DateTime<Utc>>,
 }
 
+/// The gauges' counts: identities by status, and the webhook backlog.
+pub(crate) const STATUS_COUNTS: &str = "SELECT 'identities' AS what, status, COUNT(*) AS n \
+    FROM upstream_identities GROUP BY status \
+    UNION ALL SELECT 'webhooks', status, COUNT(*) FROM webhook_deliveries \
+    WHERE status = 'pending' GROUP BY status";
+
 impl EventColumns {
     fn of(events: &[NewEvent]) -> Self {
         Self {
@@ -251,6 +257,19 @@ impl Store for PgStore {
             Ok((rows::get(row, "key_id")?, n as u64))
         })
         .collect()
+    }
+
+    async fn status_counts(&self) -> StoreResult<Vec<(String, String, u64)>> {
+        sqlx::query(STATUS_COUNTS)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(|row| {
+                let n: i64 = rows::get(row, "n")?;
+                Ok((rows::get(row, "what")?, rows::get(row, "status")?, n as u64))
+            })
+            .collect()
     }
 
     async fn check_writable(&self, now: DateTime<Utc>) -> StoreResult<()> {

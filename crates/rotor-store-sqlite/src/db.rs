@@ -215,7 +215,9 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Msg>) {
         let started = std::time::Instant::now();
         let commit = run_batch(&conn, &mut batch)
             .and_then(|()| conn.execute_batch("COMMIT").map_err(map_err));
+        metrics::histogram!("rotor_store_write_batch_size").record(batch.len() as f64);
         if let Err(e) = &commit {
+            metrics::counter!("rotor_store_write_batch_errors_total").increment(1);
             tracing::warn!(error = %e, size = batch.len(), "SQLite write batch failed");
             if !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");

@@ -227,6 +227,12 @@ fn rotate(
     Ok(Rotation::Rotated)
 }
 
+/// The gauges' counts: identities by status, and the webhook backlog.
+pub(crate) const STATUS_COUNTS: &str = "SELECT 'identities' AS what, status, COUNT(*) AS n \
+    FROM upstream_identities GROUP BY status \
+    UNION ALL SELECT 'webhooks', status, COUNT(*) FROM webhook_deliveries \
+    WHERE status = 'pending' GROUP BY status";
+
 impl SqliteStore {
     fn token_where(&self, sql: &str, hash: &TokenHash) -> StoreResult<Option<IssuedToken>> {
         self.readers
@@ -254,6 +260,16 @@ impl Store for SqliteStore {
             all(c, SEALED_KEY_IDS, [], |row| {
                 let n: i64 = rows::get(row, "n")?;
                 Ok((rows::get(row, "key_id")?, n as u64))
+            })
+        })
+        .await
+    }
+
+    async fn status_counts(&self) -> StoreResult<Vec<(String, String, u64)>> {
+        db::read_blocking(&self.readers, |c| {
+            all(c, STATUS_COUNTS, [], |row| {
+                let n: i64 = rows::get(row, "n")?;
+                Ok((rows::get(row, "what")?, rows::get(row, "status")?, n as u64))
             })
         })
         .await

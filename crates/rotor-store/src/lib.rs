@@ -102,6 +102,10 @@ pub trait Store: UpstreamStore + OutboxStore + Send + Sync + std::fmt::Debug + '
     /// Which server keys sealed how many values (client secrets, provider
     /// secrets, identity tokens, pending webhook bodies), by key id.
     async fn sealed_key_ids(&self) -> StoreResult<Vec<(String, u64)>>;
+    /// Rows by status, for the gauges of the metrics: `("identities",
+    /// status, n)` for upstream identities, `("webhooks", "pending", n)` for
+    /// the outbox backlog.
+    async fn status_counts(&self) -> StoreResult<Vec<(String, String, u64)>>;
     /// Commits what is queued and closes the connections; later calls fail
     /// with `Unavailable`. Called once, at shutdown, after the last request.
     async fn close(&self);

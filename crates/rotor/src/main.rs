@@ -5,18 +5,18 @@
 
 mod demo;
 mod more;
+mod settings;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use rotor_core::{ReusePolicy, Secret};
 use rotor_server::http::wire;
 use rotor_server::service::NewApp;
-use rotor_server::startup::{self, Config, Durability};
-use rotor_server::webhooks::AddressPolicy;
+use rotor_server::startup::{self, Config};
 use serde_json::json;
+use settings::{LogFormat, Settings};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -25,184 +25,14 @@ use serde_json::json;
     about = "Rotor: a token service for integration platforms"
 )]
 struct Cli {
+    /// A TOML file with settings (keys as in docs/CONFIGURATION.md); flags
+    /// and ROTOR_* environment variables override it.
+    #[arg(long, env = "ROTOR_CONFIG", global = true)]
+    config: Option<std::path::PathBuf>,
     #[command(flatten)]
-    db: DbArgs,
-    #[command(flatten)]
-    platform: PlatformArgs,
+    settings: Settings,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Args, Debug, Clone)]
-struct DbArgs {
-    /// Database URL: sqlite://PATH (a bare path is a SQLite file too) or
-    /// postgres://USER@HOST:PORT/DB (needs ROTOR_SECRET_KEY).
-    #[arg(
-        long,
-        env = "ROTOR_DATABASE_URL",
-        default_value = "sqlite://rotor.db",
-        global = true
-    )]
-    database_url: String,
-    /// SQLite durability: `normal` (WAL, a commit survives a Rotor crash) or
-    /// `full` (fsync on every commit, survives power loss too).
-    #[arg(
-        long,
-        value_enum,
-        env = "ROTOR_SQLITE_SYNCHRONOUS",
-        default_value = "normal",
-        global = true
-    )]
-    synchronous: Sync,
-    /// PostgreSQL: most connections this node opens.
-    #[arg(
-        long,
-        env = "ROTOR_PG_MAX_CONNECTIONS",
-        default_value_t = 16,
-        global = true
-    )]
-    pg_max_connections: u32,
-    /// PostgreSQL: milliseconds a request waits for a connection before it is answered 503.
-    #[arg(
-        long,
-        env = "ROTOR_PG_ACQUIRE_TIMEOUT_MS",
-        default_value_t = 3000,
-        global = true
-    )]
-    pg_acquire_timeout_ms: u64,
-}
-
-/// Settings every command that changes data needs: which scopes exist, and
-/// how webhooks the change queues are addressed, sent and retried.
-#[derive(Args, Debug, Clone)]
-struct PlatformArgs {
-    /// The platform's scopes, comma-separated (default: Sentry's scope names).
-    #[arg(long = "scopes", env = "ROTOR_SCOPES", global = true)]
-    scope_vocabulary: Option<String>,
-    /// Internal networks webhooks may be sent to, as comma-separated CIDRs
-    /// (loopback, private, link-local, multicast … are refused otherwise).
-    #[arg(
-        long,
-        env = "ROTOR_WEBHOOK_ALLOWED_NETWORKS",
-        default_value = "",
-        global = true
-    )]
-    webhook_allowed_networks: String,
-    /// Seconds one webhook attempt may take (1 to 60).
-    #[arg(
-        long,
-        env = "ROTOR_WEBHOOK_TIMEOUT_SECONDS",
-        default_value_t = 5,
-        global = true
-    )]
-    webhook_timeout_seconds: u64,
-    /// Seconds before the first webhook retry (doubling after each failure, with jitter).
-    #[arg(
-        long,
-        env = "ROTOR_WEBHOOK_RETRY_FIRST_SECONDS",
-        default_value_t = 10,
-        global = true
-    )]
-    webhook_retry_first_seconds: u64,
-    /// Most seconds between two webhook attempts.
-    #[arg(
-        long,
-        env = "ROTOR_WEBHOOK_RETRY_MAX_SECONDS",
-        default_value_t = 3600,
-        global = true
-    )]
-    webhook_retry_max_seconds: u64,
-    /// Seconds after which a failing webhook is given up (`failed`).
-    #[arg(
-        long,
-        env = "ROTOR_WEBHOOK_GIVE_UP_SECONDS",
-        default_value_t = 86_400,
-        global = true
-    )]
-    webhook_give_up_seconds: u64,
-    /// Days delivered and failed webhooks stay in the delivery log.
-    #[arg(
-        long,
-        env = "ROTOR_WEBHOOK_RETENTION_DAYS",
-        default_value_t = 30,
-        global = true
-    )]
-    webhook_retention_days: u64,
-    /// Where identity webhooks (needs re-authorization, re-authorized) go.
-    #[arg(long, env = "ROTOR_PLATFORM_WEBHOOK_URL", global = true)]
-    platform_webhook_url: Option<String>,
-    /// The secret that signs them (HMAC-SHA256).
-    #[arg(
-        long,
-        env = "ROTOR_PLATFORM_WEBHOOK_SECRET",
-        hide_env_values = true,
-        global = true
-    )]
-    platform_webhook_secret: Option<String>,
-}
-
-impl PlatformArgs {
-    /// Checks the values and builds the settings, naming the bad one.
-    fn apply(&self, cfg: &mut Config) -> anyhow::Result<()> {
-        use anyhow::bail;
-        if let Some(list) = &self.scope_vocabulary {
-            cfg.scopes = rotor_core::ScopeVocabulary::parse(list)
-                .map_err(|e| anyhow::anyhow!("--scopes / ROTOR_SCOPES: {e}"))?;
-        }
-        let w = &mut cfg.webhooks;
-        w.policy = AddressPolicy::parse(&self.webhook_allowed_networks).map_err(|e| {
-            anyhow::anyhow!("--webhook-allowed-networks / ROTOR_WEBHOOK_ALLOWED_NETWORKS: {e}")
-        })?;
-        if !(1..=60).contains(&self.webhook_timeout_seconds) {
-            bail!("--webhook-timeout-seconds / ROTOR_WEBHOOK_TIMEOUT_SECONDS must be 1 to 60");
-        }
-        w.timeout = std::time::Duration::from_secs(self.webhook_timeout_seconds);
-        let (first, max, give_up) = (
-            self.webhook_retry_first_seconds,
-            self.webhook_retry_max_seconds,
-            self.webhook_give_up_seconds,
-        );
-        if first < 1 || first > max || max > 86_400 || give_up < first || give_up > 30 * 86_400 {
-            bail!(
-                "webhook retries need 1 <= --webhook-retry-first-seconds <= \
-                 --webhook-retry-max-seconds <= 86400 and --webhook-retry-first-seconds <= \
-                 --webhook-give-up-seconds <= 2592000 (30 days)"
-            );
-        }
-        let secs = |s: u64| chrono::Duration::seconds(s as i64);
-        w.retry = rotor_core::RetryPolicy {
-            first: secs(first),
-            max: secs(max),
-            give_up_after: secs(give_up),
-        };
-        if !(1..=3650).contains(&self.webhook_retention_days) {
-            bail!("--webhook-retention-days / ROTOR_WEBHOOK_RETENTION_DAYS must be 1 to 3650");
-        }
-        w.retention = chrono::Duration::days(self.webhook_retention_days as i64);
-        let url = self.platform_webhook_url.clone().filter(|u| !u.is_empty());
-        let secret = self
-            .platform_webhook_secret
-            .clone()
-            .filter(|s| !s.is_empty());
-        if let Some(u) = &url {
-            match url::Url::parse(u) {
-                Ok(p) if matches!(p.scheme(), "http" | "https") && p.host().is_some() => {}
-                _ => bail!("--platform-webhook-url / ROTOR_PLATFORM_WEBHOOK_URL must be an absolute http(s) URL"),
-            }
-            if secret.is_none() {
-                bail!("ROTOR_PLATFORM_WEBHOOK_URL is set without ROTOR_PLATFORM_WEBHOOK_SECRET: identity webhooks must be signed");
-            }
-        }
-        w.platform_url = url;
-        w.platform_secret = secret.map(Secret::new);
-        Ok(())
-    }
-}
-
-#[derive(ValueEnum, Debug, Clone, Copy)]
-enum Sync {
-    Normal,
-    Full,
 }
 
 #[derive(Subcommand, Debug)]
@@ -223,64 +53,23 @@ enum Command {
     /// Server keys: generate one, re-seal secrets under the current one.
     #[command(subcommand)]
     Keys(more::KeysCommand),
+    /// The configuration in effect.
+    #[command(subcommand)]
+    Config(ConfigCommand),
 }
 
 #[derive(Args, Debug)]
 struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "ROTOR_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
-    /// Operator token for the admin API (without one the admin API is closed).
-    #[arg(long, env = "ROTOR_ADMIN_TOKEN", hide_env_values = true)]
-    admin_token: Option<String>,
     /// Seed a demo app and installation and print curl commands to try them.
     #[arg(long)]
     demo: bool,
-    /// Public base URL of this server (the OAuth issuer); default: from the Host header.
-    #[arg(long, env = "ROTOR_PUBLIC_URL")]
-    public_url: Option<String>,
-    /// Days a refresh token may go unused before it expires.
-    #[arg(long, env = "ROTOR_REFRESH_IDLE_DAYS", default_value_t = 30)]
-    refresh_idle_days: i64,
-    /// Days a token family lives from its grant exchange, however often refreshed.
-    #[arg(long, env = "ROTOR_FAMILY_LIFETIME_DAYS", default_value_t = 365)]
-    family_lifetime_days: i64,
-    /// Seconds a client has to send a request's headers (also how long an
-    /// idle keep-alive connection is kept).
-    #[arg(long, env = "ROTOR_HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10)]
-    header_read_timeout_seconds: u64,
-    /// Seconds a client has to send a request body.
-    #[arg(long, env = "ROTOR_BODY_READ_TIMEOUT_SECONDS", default_value_t = 10)]
-    body_read_timeout_seconds: u64,
-    /// Seconds one request may take in all; past it the answer is 503.
-    #[arg(long, env = "ROTOR_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
-    request_timeout_seconds: u64,
-    /// Largest request head (request line and headers) in bytes.
-    #[arg(long, env = "ROTOR_MAX_HEADER_BYTES", default_value_t = 16_384)]
-    max_header_bytes: usize,
-    /// Most open connections (0: the open-files limit, raised to its hard
-    /// maximum at start, less 128 kept free). Past it the oldest idle
-    /// connection is closed.
-    #[arg(long, env = "ROTOR_MAX_CONNECTIONS", default_value_t = 0)]
-    max_connections: usize,
-    /// Seconds requests in flight may take to finish after SIGTERM.
-    #[arg(long, env = "ROTOR_DRAIN_SECONDS", default_value_t = 10)]
-    drain_seconds: u64,
-    /// Failed client authentications per client id per window before 429.
-    #[arg(long, env = "ROTOR_AUTH_FAILURES_PER_CLIENT", default_value_t = 10)]
-    auth_failures_per_client: u32,
-    /// Failed authentications (client or admin) per IP per window before 429.
-    #[arg(long, env = "ROTOR_AUTH_FAILURES_PER_IP", default_value_t = 50)]
-    auth_failures_per_ip: u32,
-    /// The failed-authentication window in seconds.
-    #[arg(long, env = "ROTOR_AUTH_FAILURE_WINDOW_SECONDS", default_value_t = 60)]
-    auth_failure_window_seconds: u64,
-    /// Days events and audit records are kept (0 keeps them forever).
-    #[arg(long, env = "ROTOR_EVENTS_RETENTION_DAYS", default_value_t = 90)]
-    events_retention_days: u64,
-    /// Seconds between janitor passes that delete expired rows.
-    #[arg(long, env = "ROTOR_JANITOR_INTERVAL_SECONDS", default_value_t = 60)]
-    janitor_interval_seconds: u64,
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Print the settings in effect and where each came from (file,
+    /// environment, flag or default); secrets are redacted.
+    Show,
 }
 
 #[derive(Subcommand, Debug)]
@@ -291,7 +80,7 @@ enum AppsCommand {
         #[arg(long)]
         name: String,
         /// A scope, e.g. project:read (repeat for more).
-        #[arg(long = "scope")]
+        #[arg(long = "scope", id = "scope")]
         scopes: Vec<String>,
         /// Installation webhook URL.
         #[arg(long)]
@@ -334,46 +123,16 @@ enum InstallsCommand {
     },
 }
 
-fn config(
-    db: &DbArgs,
-    platform: &PlatformArgs,
-    admin_token: Option<String>,
-) -> anyhow::Result<Config> {
-    let env_secret = |name: &str| {
-        std::env::var(name)
-            .ok()
-            .filter(|v| !v.is_empty())
-            .map(Secret::new)
-    };
-    let mut cfg = Config {
-        admin_token: admin_token.filter(|t| !t.is_empty()).map(Secret::new),
-        secret_key: env_secret("ROTOR_SECRET_KEY"),
-        old_secret_keys: env_secret("ROTOR_SECRET_KEYS_OLD"),
-        durability: match db.synchronous {
-            Sync::Normal => Durability::Normal,
-            Sync::Full => Durability::Full,
-        },
-        pg_max_connections: db.pg_max_connections,
-        pg_acquire_timeout: std::time::Duration::from_millis(db.pg_acquire_timeout_ms),
-        // Only `serve` and `migrate` create a database.
-        create_database: false,
-        ..Config::new(db.database_url.clone())
-    };
-    platform.apply(&mut cfg)?;
-    Ok(cfg)
-}
-
-fn init_tracing() {
+fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    if std::env::var("ROTOR_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        builder.json().init();
-    } else {
-        builder.compact().init();
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.compact().init(),
     }
 }
 
@@ -384,24 +143,33 @@ pub(crate) fn print(v: &serde_json::Value) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    init_tracing();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches)?;
+    let resolved = settings::resolve(&cli.settings, &matches, cli.config.as_deref())?;
+    init_tracing(resolved.settings.log_format);
+    let settings = &resolved.settings;
+    let config = || settings.to_config();
     match cli.command {
-        Command::Serve(ref args) => serve(&cli, args).await,
+        Command::Serve(ref args) => serve(settings, args).await,
+        Command::Config(ConfigCommand::Show) => {
+            config()?;
+            show_config(&resolved);
+            Ok(())
+        }
         Command::Migrate => {
             let cfg = Config {
                 create_database: true,
-                ..config(&cli.db, &cli.platform, None)?
+                ..config()?
             };
             startup::open_store(&cfg).await?;
             eprintln!(
                 "migrations are up to date ({})",
-                startup::describe_database(&cli.db.database_url)
+                startup::describe_database(&settings.database_url)
             );
             Ok(())
         }
         Command::Apps(cmd) => {
-            let state = startup::build_default(&config(&cli.db, &cli.platform, None)?).await?;
+            let state = startup::build_default(&config()?).await?;
             let svc = &state.service;
             match cmd {
                 AppsCommand::Create {
@@ -444,18 +212,12 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Upstream(cmd) => {
-            let state = startup::build_default(&config(&cli.db, &cli.platform, None)?).await?;
+            let state = startup::build_default(&config()?).await?;
             more::upstream(&state.service, cmd).await
         }
-        Command::Keys(more::KeysCommand::Generate) => {
-            more::keys(None, more::KeysCommand::Generate).await
-        }
-        Command::Keys(cmd) => {
-            let state = startup::build_default(&config(&cli.db, &cli.platform, None)?).await?;
-            more::keys(Some(&state.service), cmd).await
-        }
+        Command::Keys(cmd) => more::keys(&config()?, cmd).await,
         Command::Installs(cmd) => {
-            let state = startup::build_default(&config(&cli.db, &cli.platform, None)?).await?;
+            let state = startup::build_default(&config()?).await?;
             let svc = &state.service;
             match cmd {
                 InstallsCommand::Create { org, app } => {
@@ -477,82 +239,18 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
-    let db = &cli.db;
-    let mut admin_token = args.admin_token.clone();
-    if args.demo && admin_token.as_deref().is_none_or(str::is_empty) {
-        admin_token = Some(
+async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> {
+    let mut cfg = Config {
+        create_database: true,
+        ..settings.to_config()?
+    };
+    if args.demo && cfg.admin_token.is_none() {
+        cfg.admin_token = Some(Secret::new(
             rotor_core::Token::generate(rotor_core::TokenKind::ClientSecret)
                 .expose()
                 .replacen("rtr_cs_", "rtr_admin_", 1),
-        );
+        ));
     }
-    if args.refresh_idle_days < 1
-        || args.family_lifetime_days < args.refresh_idle_days
-        || args.family_lifetime_days > 36_500
-    {
-        anyhow::bail!("need 1 <= --refresh-idle-days <= --family-lifetime-days <= 36500");
-    }
-    if args.events_retention_days > 36_500 {
-        anyhow::bail!("--events-retention-days / ROTOR_EVENTS_RETENTION_DAYS must be 0 (keep forever) to 36500");
-    }
-    let secs = |name: &str, v: u64, max: u64| -> anyhow::Result<std::time::Duration> {
-        if !(1..=max).contains(&v) {
-            anyhow::bail!("{name} must be 1 to {max} seconds");
-        }
-        Ok(std::time::Duration::from_secs(v))
-    };
-    if !(1024..=1024 * 1024).contains(&args.max_header_bytes) {
-        anyhow::bail!("--max-header-bytes / ROTOR_MAX_HEADER_BYTES must be 1024 to 1048576");
-    }
-    if args.auth_failures_per_client < 1 || args.auth_failures_per_ip < 1 {
-        anyhow::bail!("--auth-failures-per-client and --auth-failures-per-ip must be at least 1");
-    }
-    let cfg = Config {
-        throttle: rotor_server::service::ThrottleSettings {
-            per_client: args.auth_failures_per_client,
-            per_ip: args.auth_failures_per_ip,
-            window: chrono::Duration::seconds(
-                secs(
-                    "--auth-failure-window-seconds",
-                    args.auth_failure_window_seconds,
-                    86_400,
-                )?
-                .as_secs() as i64,
-            ),
-        },
-        deadlines: rotor_server::http::Deadlines {
-            body_read: secs(
-                "--body-read-timeout-seconds",
-                args.body_read_timeout_seconds,
-                3600,
-            )?,
-            request: secs(
-                "--request-timeout-seconds",
-                args.request_timeout_seconds,
-                3600,
-            )?,
-        },
-        connections: rotor_server::connections::ConnectionLimits {
-            header_read_timeout: secs(
-                "--header-read-timeout-seconds",
-                args.header_read_timeout_seconds,
-                3600,
-            )?,
-            max_header_bytes: args.max_header_bytes,
-            max_connections: (args.max_connections > 0).then_some(args.max_connections),
-            drain_deadline: secs("--drain-seconds", args.drain_seconds, 3600)?,
-        },
-        events_retention: (args.events_retention_days > 0)
-            .then(|| chrono::Duration::days(args.events_retention_days as i64)),
-        public_url: args.public_url.clone(),
-        lifetimes: rotor_core::Lifetimes {
-            refresh_idle: chrono::Duration::days(args.refresh_idle_days),
-            family_absolute: chrono::Duration::days(args.family_lifetime_days),
-        },
-        create_database: true,
-        ..config(db, &cli.platform, admin_token.clone())?
-    };
     if cfg
         .admin_token
         .as_ref()
@@ -563,30 +261,68 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
              can guess it; use `rotor keys generate` for one"
         );
     }
+    let management = settings::management_listen(settings)?;
+    let metrics = rotor_server::telemetry::Metrics::install()?;
     let state = startup::build_default(&cfg).await?;
     let mut background = startup::Background::new();
     background.janitor(
         state.service.clone(),
-        std::time::Duration::from_secs(args.janitor_interval_seconds.max(1)),
+        std::time::Duration::from_secs(settings.janitor_interval_seconds),
     );
     background.upstream_refresher(state.service.clone(), std::time::Duration::from_secs(30));
     background.webhook_worker(state.service.clone())?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    // One signal stops both listeners.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        startup::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let management_task = match management {
+        Some(at) => {
+            let listener = tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("binding the management listener {at}"))?;
+            tracing::info!(addr = %listener.local_addr()?, "management listening (/metrics, /healthz, /readyz)");
+            let router = rotor_server::telemetry::management_router(state.clone(), metrics);
+            let stop = stopped(stop_rx.clone());
+            Some(tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, router)
+                    .with_graceful_shutdown(stop)
+                    .await
+                {
+                    tracing::error!(error = %e, "the management listener failed");
+                }
+            }))
+        }
+        None => None,
+    };
+    let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
-        .with_context(|| format!("binding {}", args.listen))?;
+        .with_context(|| format!("binding {}", settings.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, database = %startup::describe_database(&db.database_url), admin_api = cfg.admin_token.is_some(), "rotor listening");
+    tracing::info!(%addr, database = %startup::describe_database(&settings.database_url), admin_api = cfg.admin_token.is_some(), "rotor listening");
     if args.demo {
-        demo::seed_and_print(&state.service, addr, admin_token.as_deref()).await?;
+        demo::seed_and_print(
+            &state.service,
+            addr,
+            cfg.admin_token.as_ref().map(Secret::expose),
+        )
+        .await?;
     }
     let state = Arc::new(state);
     startup::serve_with(
         listener,
         (*state).clone(),
         cfg.connections,
-        startup::shutdown_signal(),
+        stopped(stop_rx),
     )
     .await?;
+    if let Some(task) = management_task {
+        let _ = task.await;
+    }
     // Requests are done (or cut at the drain deadline): stop the jobs
     // (a webhook attempt in flight ends within its timeout), then commit
     // what the store has queued and close it.
@@ -594,4 +330,43 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     state.service.store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `rotor config show`: one line per setting, TOML that could be a file,
+/// with where the value came from.
+fn show_config(resolved: &settings::Resolved) {
+    let values = resolved.settings.display_values();
+    for key in Settings::keys() {
+        let origin = &resolved.origins[&key];
+        match &values[&key] {
+            Some(v) => println!("{key} = {v}  # {origin}"),
+            None => println!("# {key} is unset  # {origin}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A subcommand argument with the id of a setting would be read as that
+    /// setting (`apps create --scope x` once set the scope vocabulary).
+    #[test]
+    fn no_subcommand_argument_shadows_a_setting() {
+        fn walk(cmd: &clap::Command, keys: &[String], path: &str) {
+            for a in cmd.get_arguments().filter(|a| !a.is_global_set()) {
+                let id = a.get_id().as_str();
+                assert!(
+                    !keys.iter().any(|k| k == id) || path.is_empty(),
+                    "`{path}` has an argument `{id}` that shadows the setting of that name"
+                );
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, keys, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        let mut keys = Settings::keys();
+        keys.push("config".into());
+        walk(&Cli::command(), &keys, "");
+    }
 }

@@ -11,6 +11,7 @@ fn rotor(dir: &std::path::Path) -> Command {
         .env_remove("ROTOR_SECRET_KEY")
         .env_remove("ROTOR_ADMIN_TOKEN")
         .env_remove("ROTOR_DATABASE_URL")
+        .env("ROTOR_MANAGEMENT_LISTEN", "127.0.0.1:0")
         .env("RUST_LOG", "warn");
     c
 }
@@ -176,7 +177,7 @@ fn keys_rotate_reseals_everything_under_the_new_key() {
                 "g",
                 "--kind",
                 "google",
-                "--config",
+                "--provider-config",
                 provider,
             ])
             .output()
@@ -346,4 +347,169 @@ fn only_serve_and_migrate_create_a_database() {
         .status()
         .unwrap()
         .success());
+}
+
+#[test]
+fn keys_rotate_writes_a_new_key_into_the_key_file_and_retire_drops_the_old() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("rotor.db.key");
+    assert!(rotor(dir.path()).arg("migrate").status().unwrap().success());
+    json_of(
+        rotor(dir.path())
+            .args(["apps", "create", "--name", "A", "--scope", "project:read"])
+            .output()
+            .unwrap(),
+    );
+    let keys_in_file = || -> Vec<String> {
+        std::fs::read_to_string(&key_file)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let before = keys_in_file();
+    assert_eq!(before.len(), 1);
+
+    let rotated = rotor(dir.path()).args(["keys", "rotate"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&rotated.stderr).to_string();
+    let out = json_of(rotated);
+    assert_eq!(out["apps"], 1, "{out}");
+    assert!(stderr.contains("restart every `rotor serve`"), "{stderr}");
+    let after = keys_in_file();
+    assert_eq!(after.len(), 2, "new primary first, the old one kept");
+    assert_eq!(after[1], before[0]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    let check = json_of(rotor(dir.path()).args(["keys", "check"]).output().unwrap());
+    let keys = check["keys"].as_array().unwrap();
+    let primary = keys.iter().find(|k| k["primary"] == true).unwrap();
+    assert!(primary["values"].as_u64().unwrap() >= 1, "{check}");
+    let old = keys.iter().find(|k| k["primary"] == false).unwrap();
+    assert_eq!(old["values"], 0, "{check}");
+
+    let retired = json_of(rotor(dir.path()).args(["keys", "retire"]).output().unwrap());
+    assert_eq!(retired["retired"].as_array().unwrap().len(), 1, "{retired}");
+    assert_eq!(keys_in_file(), vec![after[0].clone()]);
+    // The database still opens with the one key left.
+    json_of(rotor(dir.path()).args(["apps", "list"]).output().unwrap());
+}
+
+#[test]
+fn keys_retire_refuses_while_values_are_sealed_under_an_old_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = |d: &std::path::Path| {
+        String::from_utf8(rotor(d).args(["keys", "generate"]).output().unwrap().stdout)
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let (a, b) = (key(dir.path()), key(dir.path()));
+    let with = |c: &mut Command, primary: &str| {
+        c.env("ROTOR_SECRET_KEY", primary);
+    };
+    let mut m = rotor(dir.path());
+    with(&mut m, &a);
+    assert!(m.arg("migrate").status().unwrap().success());
+    let mut create = rotor(dir.path());
+    with(&mut create, &a);
+    json_of(
+        create
+            .args(["apps", "create", "--name", "A", "--scope", "project:read"])
+            .output()
+            .unwrap(),
+    );
+    let mut retire = rotor(dir.path());
+    with(&mut retire, &b);
+    let out = retire
+        .env("ROTOR_SECRET_KEYS_OLD", &a)
+        .args(["keys", "retire"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not retiring"), "{err}");
+}
+
+#[test]
+fn config_show_layers_flag_over_environment_over_file_over_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rotor.toml");
+    std::fs::write(
+        &file,
+        "webhook_timeout_seconds = 7\ndrain_seconds = 5\nlisten = \"127.0.0.1:8181\"\n\
+         admin_token = \"file-token-that-must-not-print\"\n",
+    )
+    .unwrap();
+    let out = rotor(dir.path())
+        .env("ROTOR_CONFIG", &file)
+        .env("ROTOR_DRAIN_SECONDS", "6")
+        .env("ROTOR_LISTEN", "127.0.0.1:8282")
+        .args(["config", "show", "--listen", "127.0.0.1:8383"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = String::from_utf8(out.stdout).unwrap();
+    let line = |key: &str| {
+        shown
+            .lines()
+            .find(|l| l.starts_with(&format!("{key} = ")))
+            .unwrap_or_else(|| panic!("{key} missing in:\n{shown}"))
+            .to_owned()
+    };
+    assert!(
+        line("listen").contains("\"127.0.0.1:8383\"  # flag --listen"),
+        "{shown}"
+    );
+    assert!(
+        line("drain_seconds").contains("6  # environment ROTOR_DRAIN_SECONDS"),
+        "{shown}"
+    );
+    assert!(
+        line("webhook_timeout_seconds").contains("7  # file "),
+        "{shown}"
+    );
+    assert!(
+        line("request_timeout_seconds").contains("30  # default"),
+        "{shown}"
+    );
+    assert!(line("admin_token").contains("[redacted]"), "{shown}");
+    assert!(!shown.contains("must-not-print"), "{shown}");
+
+    // An unknown key names itself; a bad value names the setting and layer.
+    std::fs::write(&file, "webhok_timeout_seconds = 7\n").unwrap();
+    let out = rotor(dir.path())
+        .args(["--config", file.to_str().unwrap(), "config", "show"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown setting `webhok_timeout_seconds`")
+    );
+    let out = rotor(dir.path())
+        .env("ROTOR_WEBHOOK_TIMEOUT_SECONDS", "soon")
+        .args(["config", "show"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("webhook_timeout_seconds") && err.contains("ROTOR_WEBHOOK_TIMEOUT_SECONDS"),
+        "{err}"
+    );
+    let out = rotor(dir.path())
+        .args(["config", "show", "--management-listen", "nowhere"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--management-listen"));
 }

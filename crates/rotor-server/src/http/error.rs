@@ -137,10 +137,12 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::NotFound("Not found".into()),
             StoreError::Conflict(what) => ApiError::Conflict(format!("Conflict: {what}")),
             StoreError::Unavailable(cause) => {
+                crate::telemetry::record_store_error("unavailable");
                 tracing::warn!(%cause, "database unavailable");
                 ApiError::Unavailable
             }
             StoreError::Other(cause) => {
+                crate::telemetry::record_store_error("other");
                 tracing::error!(%cause, "store error");
                 ApiError::Internal
             }

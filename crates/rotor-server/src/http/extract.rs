@@ -2,9 +2,7 @@
 //! [`JsonObject`] (content type, 64 KiB limit, syntax, object shape),
 //! [`Admin`] (the operator's bearer token), [`ClientIp`] and [`Bearer`].
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -117,7 +115,10 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
-        let ip = peer_ip(parts);
+        let ip = state
+            .trusted_proxies
+            .client_ip(parts)
+            .map(|ip| ip.to_string());
         match bearer(parts) {
             Some(given) => state.check_admin(given, ip.as_deref()).map(|()| Admin),
             None if state.admin_token.is_none() => Err(ApiError::Unauthorized(
@@ -179,22 +180,25 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
     }
 }
 
-/// The caller's IP address, from the TCP peer.
+/// The caller's IP address: the TCP peer, or the client a trusted proxy
+/// names ([`super::client_ip`]).
 #[derive(Debug)]
 pub struct ClientIp(pub Option<String>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl<S> FromRequestParts<S> for ClientIp
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(peer_ip(parts)))
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        Ok(ClientIp(
+            state
+                .trusted_proxies
+                .client_ip(parts)
+                .map(|ip| ip.to_string()),
+        ))
     }
-}
-
-/// The TCP peer's address.
-fn peer_ip(parts: &Parts) -> Option<String> {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string())
 }

@@ -8,12 +8,27 @@ use serde_json::{json, Value};
 
 use super::{error::ApiError, AppState};
 
-pub(super) fn routes(r: Router<AppState>) -> Router<AppState> {
-    r.route(
-        "/healthz",
-        get(|| async { Json(json!({ "status": "ok" })) }),
-    )
-    .route("/readyz", get(ready))
+/// Marks an answer whose request is logged at `debug`, not `info`: a
+/// load balancer probes every few seconds, and those lines would bury the
+/// ones on-call reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Quiet;
+
+/// Adds `/healthz` and `/readyz` to `r`.
+pub fn routes(r: Router<AppState>) -> Router<AppState> {
+    let probes = Router::new()
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
+        .route("/readyz", get(ready))
+        .route_layer(axum::middleware::map_response(
+            |mut res: axum::response::Response| async move {
+                res.extensions_mut().insert(Quiet);
+                res
+            },
+        ));
+    r.merge(probes)
 }
 
 /// How long the readiness probe waits for the database.

@@ -4,9 +4,11 @@
 //! business rules.
 
 mod admin;
+pub mod client_ip;
 pub mod error;
 pub mod extract;
 mod health;
+pub use health::routes as health_routes;
 mod oauth;
 mod sentry;
 mod upstream;
@@ -35,6 +37,8 @@ pub struct AppState {
     pub issuer: Option<String>,
     /// Deadlines of one request: reading its body, and the whole request.
     pub deadlines: Deadlines,
+    /// Proxies whose forwarding headers name the client.
+    pub trusted_proxies: client_ip::TrustedProxies,
 }
 
 /// How long one request may take.
@@ -91,6 +95,7 @@ pub fn router(state: AppState) -> Router {
             deadlines.request,
         ))
         .layer(axum::middleware::map_response(error::json_errors))
+        .layer(axum::middleware::from_fn(crate::telemetry::track_http))
         .layer(CatchPanicLayer::custom(|_panic| {
             tracing::error!("a handler panicked");
             axum::response::IntoResponse::into_response(ApiError::Internal)
@@ -110,11 +115,13 @@ pub fn router(state: AppState) -> Router {
                 .on_request(())
                 .on_response(
                     |res: &Response<_>, latency: std::time::Duration, _span: &tracing::Span| {
-                        tracing::info!(
-                            status = res.status().as_u16(),
-                            latency_us = latency.as_micros() as u64,
-                            "answered"
-                        );
+                        let (status, latency_us) =
+                            (res.status().as_u16(), latency.as_micros() as u64);
+                        if res.extensions().get::<health::Quiet>().is_some() {
+                            tracing::debug!(status, latency_us, "answered");
+                        } else {
+                            tracing::info!(status, latency_us, "answered");
+                        }
                     },
                 )
                 .on_failure(()),

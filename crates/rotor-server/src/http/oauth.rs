@@ -312,10 +312,22 @@ async fn token(
     let (auth, basic) = client_auth(&st, &headers, &form)?;
     let svc = &st.service;
     let ip = ip.as_deref();
-    let app = svc
-        .authenticate_from(&auth, ip, None)
-        .await
-        .map_err(|e| OAuthError::from_service(e, basic))?;
+    let grant: &'static str = if grant_type == "authorization_code" {
+        "authorization_code"
+    } else {
+        "refresh_token"
+    };
+    let client_id = match &auth {
+        ClientAuth::Secret { client_id, .. } => Some(client_id.clone()),
+        ClientAuth::Jwt { .. } => None,
+    };
+    let app = match svc.authenticate_from(&auth, ip, None).await {
+        Ok(app) => app,
+        Err(e) => {
+            crate::telemetry::record_exchange(grant, Err(&e), client_id.as_deref(), None, ip);
+            return Err(OAuthError::from_service(e, basic));
+        }
+    };
     let issued = if grant_type == "authorization_code" {
         let code = form.require("code")?;
         svc.exchange_code(&app, None, code, ip).await
@@ -334,8 +346,9 @@ async fn token(
             }
         }
         svc.refresh(&app, None, refresh_token, ip).await
-    }
-    .map_err(|e| OAuthError::from_service(e, basic))?;
+    };
+    crate::telemetry::record_exchange(grant, issued.as_ref(), client_id.as_deref(), None, ip);
+    let issued = issued.map_err(|e| OAuthError::from_service(e, basic))?;
     Ok(token_answer(&st, &issued))
 }
 

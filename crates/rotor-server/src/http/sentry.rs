@@ -66,23 +66,31 @@ async fn authorizations(
     let body = body?;
     let svc = &st.service;
     let ip = ip.as_deref();
-    let issued = match body.0.get("grant_type") {
+    let (grant, client_id, issued) = match body.0.get("grant_type") {
         None | Some(Value::Null) => return Err(ApiError::MissingFields(vec!["grant_type"])),
         Some(Value::String(g)) if g == "authorization_code" => {
             let [client_id, client_secret, code] =
                 require(&body, ["client_id", "client_secret", "code"])?;
-            let app = svc
-                .authenticate_from(&secret_auth(client_id, client_secret), ip, Some(&uuid))
-                .await?;
-            svc.exchange_code(&app, Some(&uuid), code, ip).await?
+            let issued = async {
+                let app = svc
+                    .authenticate_from(&secret_auth(client_id, client_secret), ip, Some(&uuid))
+                    .await?;
+                svc.exchange_code(&app, Some(&uuid), code, ip).await
+            }
+            .await;
+            ("authorization_code", Some(client_id), issued)
         }
         Some(Value::String(g)) if g == "refresh_token" => {
             let [client_id, client_secret, refresh_token] =
                 require(&body, ["client_id", "client_secret", "refresh_token"])?;
-            let app = svc
-                .authenticate_from(&secret_auth(client_id, client_secret), ip, Some(&uuid))
-                .await?;
-            svc.refresh(&app, Some(&uuid), refresh_token, ip).await?
+            let issued = async {
+                let app = svc
+                    .authenticate_from(&secret_auth(client_id, client_secret), ip, Some(&uuid))
+                    .await?;
+                svc.refresh(&app, Some(&uuid), refresh_token, ip).await
+            }
+            .await;
+            ("refresh_token", Some(client_id), issued)
         }
         // Sentry's name for the manual refresh; `client_secret_jwt` is
         // Rotor's earlier name, kept as an alias.
@@ -92,10 +100,16 @@ async fn authorizations(
                     "A {g} refresh needs Authorization: Bearer <JWT signed with the client secret>"
                 )));
             };
-            svc.manual_refresh(&jwt, &uuid, ip).await?
+            (
+                "jwt_bearer",
+                None,
+                svc.manual_refresh(&jwt, &uuid, ip).await,
+            )
         }
         Some(_) => return Err(ApiError::Forbidden("Invalid grant_type".into())),
     };
+    crate::telemetry::record_exchange(grant, issued.as_ref(), client_id, Some(&uuid), ip);
+    let issued = issued?;
     Ok((StatusCode::CREATED, NO_STORE, Json(wire::issued(&issued))))
 }
 

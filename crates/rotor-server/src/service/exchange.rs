@@ -45,6 +45,9 @@ pub struct Issued {
     pub access: Token,
     /// The refresh token.
     pub refresh: Token,
+    /// Whether this answers a retired refresh token again within the grace
+    /// window (the same pair as the first time).
+    pub replayed: bool,
 }
 
 impl Service {
@@ -266,6 +269,7 @@ impl Service {
             record,
             access,
             refresh,
+            replayed: false,
         })
     }
 
@@ -305,6 +309,7 @@ impl Service {
                     record,
                     access,
                     refresh,
+                    replayed: false,
                 })
             }
             // Someone rotated (or revoked) it between our read and our CAS.
@@ -366,6 +371,7 @@ impl Service {
                     record: successor.expect("a replay has a successor"),
                     access,
                     refresh,
+                    replayed: true,
                 })
             }
             RetiredDecision::Reuse => {
@@ -427,6 +433,7 @@ impl Service {
             record,
             access,
             refresh,
+            replayed: false,
         })
     }
 }

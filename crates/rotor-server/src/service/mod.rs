@@ -159,6 +159,11 @@ impl Service {
         Ok(())
     }
 
+    /// Rows by status for the metrics' gauges (see [`Store::status_counts`]).
+    pub async fn status_counts(&self) -> ServiceResult<Vec<(String, String, u64)>> {
+        Ok(self.store.status_counts().await?)
+    }
+
     /// Sets the platform's scope vocabulary.
     pub fn with_scopes(mut self, scopes: ScopeVocabulary) -> Self {
         self.scopes = Arc::new(scopes);

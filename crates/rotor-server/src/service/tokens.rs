@@ -130,6 +130,7 @@ impl Service {
             })
             .await?;
         }
+        crate::telemetry::record_janitor(&total);
         if total.total() > 0 {
             tracing::info!(
                 grants = total.grants,

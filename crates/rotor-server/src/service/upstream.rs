@@ -514,6 +514,14 @@ impl Service {
             created_at: now,
             ..NewEvent::default()
         };
+        crate::telemetry::record_upstream_refresh(
+            &provider.kind,
+            match &result {
+                Ok(_) => "refreshed",
+                Err(Failure::Invalid(_)) => "invalid",
+                Err(Failure::Transient { .. }) => "transient",
+            },
+        );
         let (outcome, ev) = match result {
             Ok(r) => {
                 ident.access_token =

@@ -209,6 +209,11 @@ impl Service {
             now,
             rand::random::<f64>() * 0.5 + 0.5,
         );
+        crate::telemetry::record_webhook(match record.status {
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Pending => "retry",
+        });
         let kind = match record.status {
             DeliveryStatus::Delivered => Some("webhook_delivered"),
             DeliveryStatus::Failed => Some("webhook_failed"),

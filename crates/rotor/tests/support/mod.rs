@@ -21,6 +21,8 @@ pub struct Node {
     pub addr: String,
     /// The operator token it was started with.
     pub admin_token: String,
+    /// `http://127.0.0.1:PORT` of its management listener (`/metrics`).
+    pub management: String,
     /// Its log lines after the listening one.
     log: mpsc::Receiver<String>,
 }
@@ -84,16 +86,25 @@ pub fn start(s: Serve<'_>) -> Node {
     .env("ROTOR_SECRET_KEY", KEY)
     .env("ROTOR_ADMIN_TOKEN", s.admin_token)
     .env("RUST_LOG", "info")
+    // Every node its own management port (the default, 9000, is one per host).
+    .env("ROTOR_MANAGEMENT_LISTEN", "127.0.0.1:0")
     .envs(s.env.iter().copied())
     .stdout(Stdio::null())
     .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut management = String::new();
     let addr = loop {
         let line = lines
             .next()
             .expect("rotor exited before listening")
             .unwrap();
+        if let Some(rest) = line
+            .split("management listening (/metrics, /healthz, /readyz) addr=")
+            .nth(1)
+        {
+            management = format!("http://{}", rest.split_whitespace().next().unwrap());
+        }
         if let Some(rest) = line.split("rotor listening addr=").nth(1) {
             break rest.split_whitespace().next().unwrap().to_owned();
         }
@@ -110,6 +121,7 @@ pub fn start(s: Serve<'_>) -> Node {
         base: format!("http://{addr}"),
         addr,
         admin_token: s.admin_token.to_owned(),
+        management,
         log,
     }
 }
