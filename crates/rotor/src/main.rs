@@ -56,6 +56,12 @@ enum Command {
     /// The configuration in effect.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Copy the live SQLite database to FILE (one consistent snapshot, while
+    /// Rotor serves). PostgreSQL: use pg_dump (the README says how).
+    Backup {
+        /// Where to write the copy; must not exist.
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -151,6 +157,7 @@ async fn main() -> anyhow::Result<()> {
     let config = || settings.to_config();
     match cli.command {
         Command::Serve(ref args) => serve(settings, args).await,
+        Command::Backup { ref file } => backup(&config()?, file),
         Command::Config(ConfigCommand::Show) => {
             config()?;
             show_config(&resolved);
@@ -329,6 +336,37 @@ async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> {
     background.stop().await;
     state.service.store.close().await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// `rotor backup FILE`.
+fn backup(cfg: &Config, file: &std::path::Path) -> anyhow::Result<()> {
+    let Some(url) = startup::sqlite_url(&cfg.database_url) else {
+        anyhow::bail!(
+            "rotor backup copies a SQLite database; for PostgreSQL use \
+             `pg_dump --format=custom --file=rotor.dump <database URL>` (README: Backup and restore)"
+        );
+    };
+    let started = std::time::Instant::now();
+    let pages = rotor_store_sqlite::backup(&url, file)
+        .with_context(|| format!("backing up {}", startup::describe_database(&url)))?;
+    eprintln!(
+        "backed up {} to {} ({pages} pages, {:.1} s)",
+        startup::describe_database(&url),
+        file.display(),
+        started.elapsed().as_secs_f64()
+    );
+    match startup::key_file(cfg) {
+        Some(key) => eprintln!(
+            "the backup is sealed under the server key in {}: back that file up too, kept apart \
+             from the database backup; without it the backup's secrets cannot be opened",
+            key.display()
+        ),
+        None => eprintln!(
+            "the backup is sealed under ROTOR_SECRET_KEY (and ROTOR_SECRET_KEYS_OLD): keep those \
+             keys, apart from the backup; without them its secrets cannot be opened"
+        ),
+    }
     Ok(())
 }
 
