@@ -128,6 +128,10 @@ pub async fn track_http(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let res = next.run(req).await;
     let elapsed = started.elapsed().as_secs_f64();
+    let span = tracing::Span::current();
+    span.record("route", route.as_str());
+    span.record("status", res.status().as_u16());
+    span.record("latency_us", (elapsed * 1e6) as u64);
     let status = res.status().as_u16().to_string();
     metrics::counter!("rotor_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
         .increment(1);

@@ -319,6 +319,8 @@ impl Store for PgStore {
             .await
     }
 
+    #[tracing::instrument(name = "store.app_by_client_id", skip_all)]
+
     async fn app_by_client_id(&self, client_id: &str) -> StoreResult<Option<App>> {
         self.app_where(
             "SELECT * FROM apps WHERE client_id = $1",
@@ -340,6 +342,8 @@ impl Store for PgStore {
             .map(rows::app)
             .collect()
     }
+
+    #[tracing::instrument(name = "store.create_installation", skip_all)]
 
     async fn create_installation(
         &self,
@@ -376,6 +380,8 @@ impl Store for PgStore {
         tx.commit().await.map_err(map_err)
     }
 
+    #[tracing::instrument(name = "store.installation", skip_all)]
+
     async fn installation(&self, id: Uuid) -> StoreResult<Option<Installation>> {
         sqlx::query(INSTALLATION_BY_ID)
             .bind(id)
@@ -405,6 +411,8 @@ impl Store for PgStore {
         }
         Ok(())
     }
+
+    #[tracing::instrument(name = "store.delete_installation", skip_all)]
 
     async fn delete_installation(
         &self,
@@ -440,6 +448,8 @@ impl Store for PgStore {
         tx.commit().await.map_err(map_err)
     }
 
+    #[tracing::instrument(name = "store.grant", skip_all)]
+
     async fn grant(&self, code_hash: &TokenHash) -> StoreResult<Option<Grant>> {
         sqlx::query("SELECT * FROM grants WHERE code_hash = $1")
             .bind(code_hash.as_bytes().as_slice())
@@ -450,6 +460,8 @@ impl Store for PgStore {
             .map(rows::grant)
             .transpose()
     }
+
+    #[tracing::instrument(name = "store.exchange_grant", skip_all)]
 
     async fn exchange_grant(
         &self,
@@ -476,15 +488,21 @@ impl Store for PgStore {
         tx.commit().await.map_err(map_err)
     }
 
+    #[tracing::instrument(name = "store.token_by_refresh", skip_all)]
+
     async fn token_by_refresh(&self, refresh_hash: &TokenHash) -> StoreResult<Option<IssuedToken>> {
         self.token_where(select_token!("t.refresh_hash = $1"), refresh_hash)
             .await
     }
 
+    #[tracing::instrument(name = "store.token_by_access", skip_all)]
+
     async fn token_by_access(&self, access_hash: &TokenHash) -> StoreResult<Option<IssuedToken>> {
         self.token_where(select_token!("t.access_hash = $1"), access_hash)
             .await
     }
+
+    #[tracing::instrument(name = "store.rotate_refresh", skip_all)]
 
     async fn rotate_refresh(
         &self,
@@ -551,6 +569,8 @@ impl Store for PgStore {
         Ok(Rotation::Rotated)
     }
 
+    #[tracing::instrument(name = "store.revoke_family", skip_all)]
+
     async fn revoke_family(
         &self,
         family_id: Uuid,
@@ -570,6 +590,8 @@ impl Store for PgStore {
         tx.commit().await.map_err(map_err)?;
         Ok(done.rows_affected() > 0)
     }
+
+    #[tracing::instrument(name = "store.reissue", skip_all)]
 
     async fn reissue(
         &self,

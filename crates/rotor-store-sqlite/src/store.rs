@@ -361,6 +361,8 @@ impl Store for SqliteStore {
         self.app_where("SELECT * FROM apps WHERE slug = ?", slug)
     }
 
+    #[tracing::instrument(name = "store.app_by_client_id", skip_all)]
+
     async fn app_by_client_id(&self, client_id: &str) -> StoreResult<Option<App>> {
         self.app_where("SELECT * FROM apps WHERE client_id = ?", client_id)
     }
@@ -380,6 +382,8 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    #[tracing::instrument(name = "store.create_installation", skip_all)]
 
     async fn create_installation(
         &self,
@@ -419,6 +423,8 @@ impl Store for SqliteStore {
             .await
     }
 
+    #[tracing::instrument(name = "store.installation", skip_all)]
+
     async fn installation(&self, id: Uuid) -> StoreResult<Option<Installation>> {
         self.readers
             .read(|c| one(c, INSTALLATION_BY_ID, [id.to_string()], rows::installation))
@@ -443,6 +449,8 @@ impl Store for SqliteStore {
             })
             .await
     }
+
+    #[tracing::instrument(name = "store.delete_installation", skip_all)]
 
     async fn delete_installation(
         &self,
@@ -473,6 +481,8 @@ impl Store for SqliteStore {
             .await
     }
 
+    #[tracing::instrument(name = "store.grant", skip_all)]
+
     async fn grant(&self, code_hash: &TokenHash) -> StoreResult<Option<Grant>> {
         self.readers.read(|c| {
             one(
@@ -483,6 +493,8 @@ impl Store for SqliteStore {
             )
         })
     }
+
+    #[tracing::instrument(name = "store.exchange_grant", skip_all)]
 
     async fn exchange_grant(
         &self,
@@ -513,13 +525,19 @@ impl Store for SqliteStore {
             .await
     }
 
+    #[tracing::instrument(name = "store.token_by_refresh", skip_all)]
+
     async fn token_by_refresh(&self, refresh_hash: &TokenHash) -> StoreResult<Option<IssuedToken>> {
         self.token_where(select_token!("t.refresh_hash = ?"), refresh_hash)
     }
 
+    #[tracing::instrument(name = "store.token_by_access", skip_all)]
+
     async fn token_by_access(&self, access_hash: &TokenHash) -> StoreResult<Option<IssuedToken>> {
         self.token_where(select_token!("t.access_hash = ?"), access_hash)
     }
+
+    #[tracing::instrument(name = "store.rotate_refresh", skip_all)]
 
     async fn rotate_refresh(
         &self,
@@ -532,6 +550,8 @@ impl Store for SqliteStore {
             .write(move |c| rotate(c, old_id, &successor, &events))
             .await
     }
+
+    #[tracing::instrument(name = "store.revoke_family", skip_all)]
 
     async fn revoke_family(
         &self,
@@ -552,6 +572,8 @@ impl Store for SqliteStore {
             })
             .await
     }
+
+    #[tracing::instrument(name = "store.reissue", skip_all)]
 
     async fn reissue(
         &self,

@@ -5,6 +5,7 @@
 
 mod demo;
 mod more;
+mod observability;
 mod settings;
 
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use rotor_server::http::wire;
 use rotor_server::service::NewApp;
 use rotor_server::startup::{self, Config};
 use serde_json::json;
-use settings::{LogFormat, Settings};
+use settings::Settings;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -129,19 +130,6 @@ enum InstallsCommand {
     },
 }
 
-fn init_tracing(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.compact().init(),
-    }
-}
-
 /// Prints a JSON answer for the operator.
 pub(crate) fn print(v: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
@@ -152,7 +140,8 @@ async fn main() -> anyhow::Result<()> {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches)?;
     let resolved = settings::resolve(&cli.settings, &matches, cli.config.as_deref())?;
-    init_tracing(resolved.settings.log_format);
+    // Flushes exported spans when main returns.
+    let _traces = observability::init(resolved.settings.log_format)?;
     let settings = &resolved.settings;
     let config = || settings.to_config();
     match cli.command {

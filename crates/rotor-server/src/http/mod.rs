@@ -110,7 +110,16 @@ pub fn router(state: AppState) -> Router {
                         .get("x-request-id")
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("");
-                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                    tracing::info_span!(
+                        "request",
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                        request_id = %id,
+                        // Recorded once known (crate::telemetry::track_http).
+                        route = tracing::field::Empty,
+                        status = tracing::field::Empty,
+                        latency_us = tracing::field::Empty,
+                    )
                 })
                 .on_request(())
                 .on_response(

@@ -99,6 +99,7 @@ impl Service {
 
     /// Authenticates an app: secret compared in constant time, or a
     /// client-secret JWT verified and its `jti` spent.
+    #[tracing::instrument(name = "exchange.authenticate", skip_all)]
     pub async fn authenticate(&self, auth: &ClientAuth) -> ServiceResult<App> {
         match auth {
             ClientAuth::Secret {
@@ -229,6 +230,7 @@ impl Service {
     }
 
     /// Exchanges a grant code for the first pair of a new family.
+    #[tracing::instrument(name = "exchange.authorization_code", skip_all)]
     pub async fn exchange_code(
         &self,
         app: &App,
@@ -276,6 +278,7 @@ impl Service {
     /// Trades a refresh token for its successor pair, retiring it in the same
     /// transaction. A retired token presented again gets the same successor
     /// within the app's grace window, and is treated as stolen after it.
+    #[tracing::instrument(name = "exchange.refresh", skip_all)]
     pub async fn refresh(
         &self,
         app: &App,
@@ -410,6 +413,7 @@ impl Service {
     /// Manual refresh: an app that lost its refresh token proves itself with
     /// a client-secret JWT; the installation's current tokens are revoked and
     /// a new pair (a new family) is issued.
+    #[tracing::instrument(name = "exchange.jwt_bearer", skip_all)]
     pub async fn manual_refresh(
         &self,
         jwt: &str,

@@ -38,6 +38,7 @@ impl Service {
     /// of `actor` (default: the operator); queues `installation.created`
     /// (carrying the code) in the same transaction when the app has a
     /// webhook URL.
+    #[tracing::instrument(name = "installations.create", skip_all)]
     pub async fn create_installation(
         &self,
         org_slug: &str,
@@ -121,6 +122,7 @@ impl Service {
     /// Deletes an installation: every token of it stops working at once;
     /// `installation.deleted` is queued in the same transaction when the app
     /// has a webhook URL.
+    #[tracing::instrument(name = "installations.delete", skip_all)]
     pub async fn delete_installation(
         &self,
         id: &str,

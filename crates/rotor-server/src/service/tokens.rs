@@ -109,6 +109,7 @@ impl Service {
 
     /// One janitor pass: deletes expired rows in batches of `batch`, at most
     /// `max_batches` times, so one pass never holds the writer for long.
+    #[tracing::instrument(name = "janitor.purge", skip_all)]
     pub async fn purge(&self, batch: u32, max_batches: u32) -> ServiceResult<Purged> {
         let mut total = Purged::default();
         for _ in 0..max_batches {

@@ -356,6 +356,7 @@ impl Service {
 
     /// A token valid for at least `min_valid` (refreshed first if needed, once
     /// however many callers ask); `force` refreshes regardless.
+    #[tracing::instrument(name = "upstream.token", skip_all)]
     pub async fn upstream_token(
         &self,
         id: &str,
@@ -459,6 +460,7 @@ impl Service {
     }
 
     /// Calls the provider (lease held) and saves the outcome.
+    #[tracing::instrument(name = "upstream.refresh", skip_all)]
     async fn refresh_now(
         &self,
         mut ident: UpstreamIdentityRecord,

@@ -173,6 +173,7 @@ impl Service {
     }
 
     /// Makes one attempt at a delivery `owner` has claimed and records it.
+    #[tracing::instrument(name = "webhooks.attempt", skip_all)]
     pub async fn attempt_webhook(
         &self,
         sender: &Sender,
