@@ -297,4 +297,19 @@ pub struct EventFilter {
     pub kind: Option<String>,
     /// At most this many.
     pub limit: u32,
+    /// Only events older than this id (the cursor of the next page).
+    pub before: Option<i64>,
+}
+
+/// Filter for listing live installations, in id order.
+#[derive(Debug, Clone, Default)]
+pub struct InstallationFilter {
+    /// Only this app's installations.
+    pub app_id: Option<Uuid>,
+    /// Only this organization's installations.
+    pub org_slug: Option<String>,
+    /// Only ids after this one (the cursor of the next page).
+    pub after: Option<Uuid>,
+    /// At most this many.
+    pub limit: u32,
 }

@@ -65,10 +65,7 @@ async fn get(http: &reqwest::Client, url: String) -> (StatusCode, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotor_survives_postgres_going_away() {
-    if postgres_url().is_none() {
-        eprintln!("ROTOR_TEST_POSTGRES_URL is not set: skipped");
-        return;
-    }
+    assert!(postgres_url().is_some(), "{}", common::NO_POSTGRES);
     let direct = fresh_postgres_url().await;
     let host_port = direct
         .split('@')

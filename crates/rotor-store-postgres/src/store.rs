@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rotor_core::{
-    App, Event, EventFilter, Grant, Installation, InstallationStatus, IssuedToken, NewEvent,
-    TokenHash, UsedJti, WebhookDelivery,
+    App, Event, EventFilter, Grant, Installation, InstallationFilter, InstallationStatus,
+    IssuedToken, NewEvent, TokenHash, UsedJti, WebhookDelivery,
 };
 use rotor_store::{Purged, Rotation, Store, StoreError, StoreResult};
 use sqlx::{PgConnection, Postgres, Row, Transaction};
@@ -320,7 +320,6 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(name = "store.app_by_client_id", skip_all)]
-
     async fn app_by_client_id(&self, client_id: &str) -> StoreResult<Option<App>> {
         self.app_where(
             "SELECT * FROM apps WHERE client_id = $1",
@@ -344,7 +343,6 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(name = "store.create_installation", skip_all)]
-
     async fn create_installation(
         &self,
         inst: &Installation,
@@ -381,7 +379,6 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(name = "store.installation", skip_all)]
-
     async fn installation(&self, id: Uuid) -> StoreResult<Option<Installation>> {
         sqlx::query(INSTALLATION_BY_ID)
             .bind(id)
@@ -413,7 +410,6 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(name = "store.delete_installation", skip_all)]
-
     async fn delete_installation(
         &self,
         id: Uuid,
@@ -449,7 +445,6 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(name = "store.grant", skip_all)]
-
     async fn grant(&self, code_hash: &TokenHash) -> StoreResult<Option<Grant>> {
         sqlx::query("SELECT * FROM grants WHERE code_hash = $1")
             .bind(code_hash.as_bytes().as_slice())
@@ -462,7 +457,6 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(name = "store.exchange_grant", skip_all)]
-
     async fn exchange_grant(
         &self,
         code_hash: &TokenHash,
@@ -489,21 +483,18 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(name = "store.token_by_refresh", skip_all)]
-
     async fn token_by_refresh(&self, refresh_hash: &TokenHash) -> StoreResult<Option<IssuedToken>> {
         self.token_where(select_token!("t.refresh_hash = $1"), refresh_hash)
             .await
     }
 
     #[tracing::instrument(name = "store.token_by_access", skip_all)]
-
     async fn token_by_access(&self, access_hash: &TokenHash) -> StoreResult<Option<IssuedToken>> {
         self.token_where(select_token!("t.access_hash = $1"), access_hash)
             .await
     }
 
     #[tracing::instrument(name = "store.rotate_refresh", skip_all)]
-
     async fn rotate_refresh(
         &self,
         old_id: Uuid,
@@ -570,7 +561,6 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(name = "store.revoke_family", skip_all)]
-
     async fn revoke_family(
         &self,
         family_id: Uuid,
@@ -592,7 +582,6 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(name = "store.reissue", skip_all)]
-
     async fn reissue(
         &self,
         jti: &UsedJti,
@@ -675,17 +664,86 @@ impl Store for PgStore {
         sqlx::query(
             "SELECT * FROM events WHERE ($1::uuid IS NULL OR installation_id = $1) \
              AND ($2::text IS NULL OR identity_id = $2) AND ($3::text IS NULL OR kind = $3) \
-             ORDER BY id DESC LIMIT $4",
+             AND ($5::bigint IS NULL OR id < $5) ORDER BY id DESC LIMIT $4",
         )
         .bind(f.installation_id)
         .bind(&f.identity_id)
         .bind(&f.kind)
         .bind(i64::from(f.limit))
+        .bind(f.before)
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?
         .iter()
         .map(rows::event)
         .collect()
+    }
+
+    async fn list_installations(&self, f: &InstallationFilter) -> StoreResult<Vec<Installation>> {
+        sqlx::query(
+            "SELECT i.id, i.app_id, a.slug AS app_slug, i.org_slug, i.status, \
+             i.current_token_id, i.created_at, i.deleted_at \
+             FROM installations i JOIN apps a ON a.id = i.app_id \
+             WHERE i.deleted_at IS NULL AND ($1::uuid IS NULL OR i.app_id = $1) \
+             AND ($2::text IS NULL OR i.org_slug = $2) AND ($3::uuid IS NULL OR i.id > $3) \
+             ORDER BY i.id LIMIT $4",
+        )
+        .bind(f.app_id)
+        .bind(&f.org_slug)
+        .bind(f.after)
+        .bind(i64::from(f.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(rows::installation)
+        .collect()
+    }
+
+    async fn delete_app(&self, id: Uuid) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // Lock the app row: an installation created meanwhile waits for us
+        // (its insert references the row) and then fails to find the app.
+        let found = sqlx::query("SELECT id FROM apps WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if found.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        let live: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM installations WHERE app_id = $1 AND deleted_at IS NULL",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if live > 0 {
+            return Err(StoreError::Conflict(format!(
+                "the app has {live} live installation(s)"
+            )));
+        }
+        for sql in [
+            "UPDATE installations SET current_token_id = NULL WHERE app_id = $1",
+            "DELETE FROM tokens WHERE app_id = $1",
+            "DELETE FROM token_families WHERE app_id = $1",
+            "DELETE FROM grants WHERE app_id = $1",
+            "DELETE FROM used_jtis WHERE app_id = $1",
+            "DELETE FROM installations WHERE app_id = $1",
+            "DELETE FROM apps WHERE id = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        sqlx::query("DELETE FROM webhook_deliveries WHERE target = $1 AND status = 'pending'")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
     }
 }

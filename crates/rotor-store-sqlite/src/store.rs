@@ -7,8 +7,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rotor_core::{
-    App, Event, EventFilter, Grant, Installation, InstallationStatus, IssuedToken, NewEvent,
-    TokenHash, UsedJti, WebhookDelivery,
+    App, Event, EventFilter, Grant, Installation, InstallationFilter, InstallationStatus,
+    IssuedToken, NewEvent, TokenHash, UsedJti, WebhookDelivery,
 };
 use rotor_store::{Purged, Rotation, Store, StoreError, StoreResult};
 use rusqlite::{params, Connection, Params, Row};
@@ -362,7 +362,6 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(name = "store.app_by_client_id", skip_all)]
-
     async fn app_by_client_id(&self, client_id: &str) -> StoreResult<Option<App>> {
         self.app_where("SELECT * FROM apps WHERE client_id = ?", client_id)
     }
@@ -384,7 +383,6 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(name = "store.create_installation", skip_all)]
-
     async fn create_installation(
         &self,
         inst: &Installation,
@@ -424,7 +422,6 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(name = "store.installation", skip_all)]
-
     async fn installation(&self, id: Uuid) -> StoreResult<Option<Installation>> {
         self.readers
             .read(|c| one(c, INSTALLATION_BY_ID, [id.to_string()], rows::installation))
@@ -451,7 +448,6 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(name = "store.delete_installation", skip_all)]
-
     async fn delete_installation(
         &self,
         id: Uuid,
@@ -482,7 +478,6 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(name = "store.grant", skip_all)]
-
     async fn grant(&self, code_hash: &TokenHash) -> StoreResult<Option<Grant>> {
         self.readers.read(|c| {
             one(
@@ -495,7 +490,6 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(name = "store.exchange_grant", skip_all)]
-
     async fn exchange_grant(
         &self,
         code_hash: &TokenHash,
@@ -526,19 +520,16 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(name = "store.token_by_refresh", skip_all)]
-
     async fn token_by_refresh(&self, refresh_hash: &TokenHash) -> StoreResult<Option<IssuedToken>> {
         self.token_where(select_token!("t.refresh_hash = ?"), refresh_hash)
     }
 
     #[tracing::instrument(name = "store.token_by_access", skip_all)]
-
     async fn token_by_access(&self, access_hash: &TokenHash) -> StoreResult<Option<IssuedToken>> {
         self.token_where(select_token!("t.access_hash = ?"), access_hash)
     }
 
     #[tracing::instrument(name = "store.rotate_refresh", skip_all)]
-
     async fn rotate_refresh(
         &self,
         old_id: Uuid,
@@ -552,7 +543,6 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(name = "store.revoke_family", skip_all)]
-
     async fn revoke_family(
         &self,
         family_id: Uuid,
@@ -574,7 +564,6 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(name = "store.reissue", skip_all)]
-
     async fn reissue(
         &self,
         jti: &UsedJti,
@@ -670,17 +659,76 @@ impl Store for SqliteStore {
                 c,
                 "SELECT * FROM events WHERE (?1 IS NULL OR installation_id = ?1) \
                  AND (?2 IS NULL OR identity_id = ?2) AND (?3 IS NULL OR kind = ?3) \
-                 ORDER BY id DESC LIMIT ?4",
+                 AND (?5 IS NULL OR id < ?5) ORDER BY id DESC LIMIT ?4",
                 params![
                     f.installation_id.map(|i| i.to_string()),
                     f.identity_id,
                     f.kind,
                     i64::from(f.limit),
+                    f.before,
                 ],
                 rows::event,
             )
         })
         .await
+    }
+
+    async fn list_installations(&self, f: &InstallationFilter) -> StoreResult<Vec<Installation>> {
+        let f = f.clone();
+        db::read_blocking(&self.readers, move |c| {
+            all(
+                c,
+                "SELECT i.id, i.app_id, a.slug AS app_slug, i.org_slug, i.status, \
+                 i.current_token_id, i.created_at, i.deleted_at \
+                 FROM installations i JOIN apps a ON a.id = i.app_id \
+                 WHERE i.deleted_at IS NULL AND (?1 IS NULL OR i.app_id = ?1) \
+                 AND (?2 IS NULL OR i.org_slug = ?2) AND (?3 IS NULL OR i.id > ?3) \
+                 ORDER BY i.id LIMIT ?4",
+                params![
+                    f.app_id.map(|i| i.to_string()),
+                    f.org_slug,
+                    f.after.map(|i| i.to_string()),
+                    i64::from(f.limit),
+                ],
+                rows::installation,
+            )
+        })
+        .await
+    }
+
+    async fn delete_app(&self, id: Uuid) -> StoreResult<()> {
+        self.writer
+            .write(move |c| {
+                let id = id.to_string();
+                let live: i64 = c
+                    .query_row(
+                        "SELECT COUNT(*) FROM installations WHERE app_id = ? AND deleted_at IS NULL",
+                        [&id],
+                        |r| r.get(0),
+                    )
+                    .map_err(map_err)?;
+                if live > 0 {
+                    return Err(StoreError::Conflict(format!(
+                        "the app has {live} live installation(s)"
+                    )));
+                }
+                for sql in [
+                    "UPDATE installations SET current_token_id = NULL WHERE app_id = ?",
+                    "DELETE FROM tokens WHERE app_id = ?",
+                    "DELETE FROM token_families WHERE app_id = ?",
+                    "DELETE FROM grants WHERE app_id = ?",
+                    "DELETE FROM used_jtis WHERE app_id = ?",
+                    "DELETE FROM installations WHERE app_id = ?",
+                    "DELETE FROM webhook_deliveries WHERE target = ? AND status = 'pending'",
+                ] {
+                    exec(c, sql, [&id])?;
+                }
+                if exec(c, "DELETE FROM apps WHERE id = ?", [&id])? == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            })
+            .await
     }
 }
 

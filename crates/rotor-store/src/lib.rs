@@ -19,8 +19,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rotor_core::{
     App, AttemptRecord, Ciphertext, DeliveryStatus, Event, EventFilter, Grant, Installation,
-    InstallationStatus, IssuedToken, NewEvent, TokenHash, UpstreamIdentityRecord, UpstreamProvider,
-    UsedJti, WebhookDelivery,
+    InstallationFilter, InstallationStatus, IssuedToken, NewEvent, TokenHash,
+    UpstreamIdentityRecord, UpstreamProvider, UsedJti, WebhookDelivery,
 };
 use uuid::Uuid;
 
@@ -232,6 +232,15 @@ pub trait Store: UpstreamStore + OutboxStore + Send + Sync + std::fmt::Debug + '
     async fn record_event(&self, event: &NewEvent) -> StoreResult<()>;
     /// Events matching `filter`, newest first.
     async fn list_events(&self, filter: &EventFilter) -> StoreResult<Vec<Event>>;
+    /// Live installations matching `filter`, in id order.
+    async fn list_installations(
+        &self,
+        filter: &InstallationFilter,
+    ) -> StoreResult<Vec<Installation>>;
+    /// Deletes an app with everything issued for it (installations, grants,
+    /// token families and pairs, its pending webhooks); its events stay.
+    /// `Conflict` while it has a live installation, `NotFound` if it is gone.
+    async fn delete_app(&self, id: Uuid) -> StoreResult<()>;
 }
 
 /// The upstream part of the store contract: providers, identities and the

@@ -179,6 +179,6 @@ async fn sqlite_kill9_under_refresh_load_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_kill9_under_refresh_load_loses_nothing() {
-    let Some(pg) = postgres() else { return };
+    let pg = postgres();
     kill9_under_refresh_load(&fresh_schema_url(&pg).await).await;
 }

@@ -13,23 +13,20 @@ use serde_json::{json, Value};
 
 const ADMIN: &str = "multinode-admin";
 
-/// Two `rotor serve` processes on a fresh schema, sharing one server key;
-/// `None` (with a note) when `ROTOR_TEST_POSTGRES_URL` is not set.
-async fn two_nodes() -> Option<[Node; 2]> {
-    let pg = postgres()?;
+/// Two `rotor serve` processes on a fresh schema, sharing one server key.
+async fn two_nodes() -> [Node; 2] {
+    let pg = postgres();
     let url = fresh_schema_url(&pg).await;
     let dir = std::env::temp_dir();
-    Some([
+    [
         start(Serve::new(&url, &dir, ADMIN)),
         start(Serve::new(&url, &dir, ADMIN)),
-    ])
+    ]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_share_one_database_with_the_same_guarantees() {
-    let Some(nodes) = two_nodes().await else {
-        return;
-    };
+    let nodes = two_nodes().await;
     let http = reqwest::Client::new();
 
     let (_, app) = nodes[0]
@@ -141,9 +138,7 @@ async fn two_nodes_share_one_database_with_the_same_guarantees() {
 async fn upstream_single_flight_holds_across_processes() {
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
-    let Some(nodes) = two_nodes().await else {
-        return;
-    };
+    let nodes = two_nodes().await;
     let http = reqwest::Client::new();
     let server = MockServer::start().await;
     Mock::given(method("POST"))

@@ -174,13 +174,13 @@ async fn sqlite_sigkill_mid_delivery_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_sigkill_mid_delivery_loses_nothing() {
-    let Some(pg) = postgres() else { return };
+    let pg = postgres();
     sigkill_mid_delivery_loses_nothing(&fresh_schema_url(&pg).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_postgres_nodes_send_each_delivery_once_and_in_order() {
-    let Some(pg) = postgres() else { return };
+    let pg = postgres();
     let url = fresh_schema_url(&pg).await;
     let dir = tempfile::tempdir().unwrap();
     let (hook_url, log) = receiver(0).await;

@@ -1,17 +1,20 @@
 //! The operator's admin API: apps, installations and events. Every handler
 //! takes the [`Admin`] extractor, so the API is closed without the admin token.
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::http::Uri;
 use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
-use rotor_core::{DeliveryStatus, EventFilter, ReusePolicy};
+use rotor_core::{DeliveryStatus, EventFilter, InstallationFilter, ReusePolicy};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::extract::{Admin, JsonObject};
+use super::extract::{Admin, IdPath, JsonObject};
+use super::paging::{self, limit_param, PageQuery};
 use super::{both, wire, AppState, NO_STORE};
 use crate::service::{AppPatch, NewApp};
 use crate::webhooks::payload::Actor;
@@ -28,7 +31,12 @@ pub(super) fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = both(
         r,
         "/api/0/sentry-apps/{slug}/",
-        get(show_app).patch(update_app),
+        get(show_app).patch(update_app).delete(delete_app),
+    );
+    let r = both(
+        r,
+        "/api/0/sentry-apps/{slug}/installations/",
+        get(list_app_installations),
     );
     let r = both(
         r,
@@ -38,7 +46,7 @@ pub(super) fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = both(
         r,
         "/api/0/organizations/{org}/sentry-app-installations/",
-        post(create_installation),
+        get(list_org_installations).post(create_installation),
     );
     let r = both(
         r,
@@ -113,9 +121,125 @@ async fn create_app(
     Ok((StatusCode::CREATED, NO_STORE, Json(out)))
 }
 
-async fn list_apps(_: Admin, State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// A query of only `cursor` and `limit`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    cursor: Option<String>,
+    limit: Option<String>,
+}
+
+impl ListQuery {
+    fn page(self) -> PageQuery {
+        PageQuery {
+            cursor: self.cursor,
+            limit: self.limit,
+        }
+    }
+}
+
+/// A query string, or `400` naming what is wrong (an unknown parameter
+/// among them).
+pub(super) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(q)| q)
+        .map_err(|e| ApiError::BadRequest(format!("Invalid query: {}", e.body_text())))
+}
+
+/// A paged JSON list with its `Link` header.
+type Paged = (
+    [(axum::http::HeaderName, axum::http::HeaderValue); 1],
+    Json<Value>,
+);
+
+async fn list_apps(
+    _: Admin,
+    State(st): State<AppState>,
+    uri: Uri,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Paged, ApiError> {
+    let page = query(q)?.page();
+    let limit = page.limit()?;
     let apps = st.service.list_apps().await?;
-    Ok(Json(Value::Array(apps.iter().map(wire::app).collect())))
+    let (apps, next) = paging::page_sorted(apps, page.cursor.as_deref(), limit, |a| a.slug.clone());
+    Ok((
+        paging::link(uri.path(), &[], limit, next.as_deref()),
+        Json(Value::Array(apps.iter().map(wire::app).collect())),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteAppQuery {
+    force: Option<String>,
+}
+
+async fn delete_app(
+    _: Admin,
+    State(st): State<AppState>,
+    Path(slug): Path<String>,
+    q: Result<Query<DeleteAppQuery>, QueryRejection>,
+) -> Result<StatusCode, ApiError> {
+    let force = match query(q)?.force.as_deref() {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(_) => return Err(ApiError::field("force", "Must be true or false.")),
+    };
+    st.service.delete_app(&slug, force).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_installations_by(
+    st: &AppState,
+    uri: &Uri,
+    page: PageQuery,
+    filter: InstallationFilter,
+) -> Result<Paged, ApiError> {
+    let limit = page.limit()?;
+    let after: Option<Uuid> = page.cursor()?;
+    let list = st
+        .service
+        .list_installations(InstallationFilter {
+            after,
+            limit: limit + 1,
+            ..filter
+        })
+        .await?;
+    let (list, next) = paging::cut(list, limit, |i| i.id.to_string());
+    Ok((
+        paging::link(uri.path(), &[], limit, next.as_deref()),
+        Json(Value::Array(list.iter().map(wire::installation).collect())),
+    ))
+}
+
+async fn list_org_installations(
+    _: Admin,
+    State(st): State<AppState>,
+    Path(org): Path<String>,
+    uri: Uri,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Paged, ApiError> {
+    let page = query(q)?.page();
+    let filter = InstallationFilter {
+        org_slug: Some(org),
+        ..Default::default()
+    };
+    list_installations_by(&st, &uri, page, filter).await
+}
+
+async fn list_app_installations(
+    _: Admin,
+    State(st): State<AppState>,
+    Path(slug): Path<String>,
+    uri: Uri,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Paged, ApiError> {
+    let page = query(q)?.page();
+    let app = st.service.app(&slug).await?;
+    let filter = InstallationFilter {
+        app_id: Some(app.id),
+        ..Default::default()
+    };
+    list_installations_by(&st, &uri, page, filter).await
 }
 
 async fn show_app(
@@ -225,19 +349,21 @@ async fn create_installation(
 async fn show_installation(
     _: Admin,
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(wire::installation(
-        &st.service.installation(&id).await?,
+        &st.service.installation(&id.to_string()).await?,
     )))
 }
 
 async fn delete_installation(
     _: Admin,
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
-    st.service.delete_installation(&id, None).await?;
+    st.service
+        .delete_installation(&id.to_string(), None)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -248,31 +374,48 @@ struct EventQuery {
     identity: Option<String>,
     #[serde(rename = "type")]
     kind: Option<String>,
+    cursor: Option<String>,
     limit: Option<String>,
 }
 
 async fn list_events(
     _: Admin,
     State(st): State<AppState>,
-    query: Result<Query<EventQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::BadRequest(format!("Invalid query: {e}")))?;
+    uri: Uri,
+    q: Result<Query<EventQuery>, QueryRejection>,
+) -> Result<Paged, ApiError> {
+    let q = query(q)?;
     let installation_id = q
         .installation
-        .map(|i| Uuid::parse_str(&i))
+        .as_deref()
+        .map(Uuid::parse_str)
         .transpose()
         .map_err(|_| ApiError::field("installation", "Must be a UUID."))?;
-    let limit = limit_param(q.limit.as_deref())?;
+    let page = PageQuery {
+        cursor: q.cursor,
+        limit: q.limit,
+    };
+    let limit = page.limit()?;
     let events = st
         .service
         .events(EventFilter {
             installation_id,
-            identity_id: q.identity,
-            kind: q.kind,
-            limit,
+            identity_id: q.identity.clone(),
+            kind: q.kind.clone(),
+            limit: limit + 1,
+            before: page.cursor()?,
         })
         .await?;
-    Ok(Json(Value::Array(events.iter().map(wire::event).collect())))
+    let (events, next) = paging::cut(events, limit, |e| e.id.to_string());
+    let keep = [
+        ("installation", q.installation),
+        ("identity", q.identity),
+        ("type", q.kind),
+    ];
+    Ok((
+        paging::link(uri.path(), &keep, limit, next.as_deref()),
+        Json(Value::Array(events.iter().map(wire::event).collect())),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -286,9 +429,9 @@ async fn webhook_requests(
     _: Admin,
     State(st): State<AppState>,
     Path(slug): Path<String>,
-    query: Result<Query<WebhookQuery>, axum::extract::rejection::QueryRejection>,
+    q: Result<Query<WebhookQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::BadRequest(format!("Invalid query: {e}")))?;
+    let q = query(q)?;
     let status = q
         .status
         .map(|s| {
@@ -319,16 +462,4 @@ async fn redeliver(
         StatusCode::ACCEPTED,
         Json(json!({ "id": id, "status": "pending" })),
     ))
-}
-
-/// The `limit` query parameter of a list: 1 to 1000, default 100.
-fn limit_param(limit: Option<&str>) -> Result<u32, ApiError> {
-    match limit.map(str::parse::<u32>) {
-        None => Ok(100),
-        Some(Ok(n)) if (1..=1000).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::field(
-            "limit",
-            "Must be a whole number from 1 to 1000.",
-        )),
-    }
 }

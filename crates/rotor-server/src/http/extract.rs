@@ -202,3 +202,22 @@ where
         ))
     }
 }
+
+/// A `{id}` or `{uuid}` path parameter that must be a UUID: a malformed one
+/// is a `400` that says so (an unknown one is the handler's `404`).
+#[derive(Debug, Clone, Copy)]
+pub struct IdPath(pub uuid::Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        uuid::Uuid::parse_str(&raw)
+            .map(IdPath)
+            .map_err(|_| ApiError::BadRequest(format!("Malformed id {raw:?}: it must be a UUID.")))
+    }
+}

@@ -10,6 +10,7 @@ pub mod extract;
 mod health;
 pub use health::routes as health_routes;
 mod oauth;
+pub mod paging;
 mod sentry;
 mod upstream;
 pub mod wire;

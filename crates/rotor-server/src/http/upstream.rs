@@ -1,8 +1,9 @@
 //! The operator's upstream routes: providers and identities, and the token
 //! route platform services call for a valid provider access token.
 
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, Uri};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Duration, Utc};
@@ -10,9 +11,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::extract::{Admin, JsonObject};
+use super::extract::{Admin, IdPath, JsonObject};
+use super::paging::{self, PageQuery};
 use super::{both, wire, AppState};
-use rotor_core::Secret;
+use rotor_core::{IdentityStatus, Secret};
+use uuid::Uuid;
 
 use crate::service::upstream::{IdentityPatch, NewIdentity, UpstreamError};
 
@@ -72,12 +75,50 @@ async fn create_provider(
     Ok((StatusCode::CREATED, Json(wire::provider(&p))))
 }
 
-async fn list_providers(_: Admin, State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let list = st.service.list_providers().await?;
-    Ok(Json(Value::Array(
-        list.iter().map(wire::provider).collect(),
-    )))
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProvidersQuery {
+    cursor: Option<String>,
+    limit: Option<String>,
 }
+
+async fn list_providers(
+    _: Admin,
+    State(st): State<AppState>,
+    uri: Uri,
+    q: Result<Query<ProvidersQuery>, QueryRejection>,
+) -> Result<Paged, ApiError> {
+    let q = super::admin::query(q)?;
+    let page = PageQuery {
+        cursor: q.cursor,
+        limit: q.limit,
+    };
+    let limit = page.limit()?;
+    let list = st.service.list_providers().await?;
+    let (list, next) = paging::page_sorted(list, page.cursor.as_deref(), limit, |p| p.key.clone());
+    Ok((
+        paging::link(uri.path(), &[], limit, next.as_deref()),
+        Json(Value::Array(list.iter().map(wire::provider).collect())),
+    ))
+}
+
+/// A paged JSON list with its `Link` header.
+type Paged = (
+    [(axum::http::HeaderName, axum::http::HeaderValue); 1],
+    Json<Value>,
+);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdentitiesQuery {
+    status: Option<String>,
+    provider: Option<String>,
+    cursor: Option<String>,
+    limit: Option<String>,
+}
+
+/// Most identities one list reads; the page is cut from them in id order.
+const IDENTITIES_READ: u32 = 100_000;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -132,19 +173,51 @@ async fn create_identity(
     ))
 }
 
-async fn list_identities(_: Admin, State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let list = st.service.list_identities(1000).await?;
-    Ok(Json(Value::Array(
-        list.iter().map(wire::identity).collect(),
-    )))
+async fn list_identities(
+    _: Admin,
+    State(st): State<AppState>,
+    uri: Uri,
+    q: Result<Query<IdentitiesQuery>, QueryRejection>,
+) -> Result<Paged, ApiError> {
+    let q = super::admin::query(q)?;
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| {
+            IdentityStatus::parse(s)
+                .ok_or_else(|| ApiError::field("status", "Must be \"active\" or \"invalid\"."))
+        })
+        .transpose()?;
+    let page = PageQuery {
+        cursor: q.cursor,
+        limit: q.limit,
+    };
+    let limit = page.limit()?;
+    let after: Option<Uuid> = page.cursor()?;
+    let mut list = st.service.list_identities(IDENTITIES_READ).await?;
+    list.retain(|i| {
+        status.is_none_or(|s| i.status == s)
+            && q.provider.as_deref().is_none_or(|p| i.provider == p)
+    });
+    let (list, next) =
+        paging::page_sorted(list, after.map(|a| a.to_string()).as_deref(), limit, |i| {
+            i.id.to_string()
+        });
+    let keep = [("status", q.status), ("provider", q.provider)];
+    Ok((
+        paging::link(uri.path(), &keep, limit, next.as_deref()),
+        Json(Value::Array(list.iter().map(wire::identity).collect())),
+    ))
 }
 
 async fn show_identity(
     _: Admin,
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(wire::identity(&st.service.identity(&id).await?)))
+    Ok(Json(wire::identity(
+        &st.service.identity(&id.to_string()).await?,
+    )))
 }
 
 #[derive(Deserialize)]
@@ -160,7 +233,7 @@ struct IdentityPatchBody {
 async fn reauthorize_identity(
     _: Admin,
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     body: Result<JsonObject, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
     let b: IdentityPatchBody = body?.into_typed()?;
@@ -177,7 +250,7 @@ async fn reauthorize_identity(
     let i = st
         .service
         .reauthorize_identity(
-            &id,
+            &id.to_string(),
             IdentityPatch {
                 access_token: nonempty(b.access_token, "accessToken")?,
                 refresh_token: nonempty(b.refresh_token, "refreshToken")?,
@@ -192,9 +265,9 @@ async fn reauthorize_identity(
 async fn delete_identity(
     _: Admin,
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
-    st.service.delete_identity(&id).await?;
+    st.service.delete_identity(&id.to_string()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -207,7 +280,7 @@ struct TokenQuery {
 async fn token(
     _: Admin,
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     query: Result<Query<TokenQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(format!("Invalid query: {e}")))?;
@@ -225,7 +298,7 @@ async fn token(
     };
     let t = st
         .service
-        .upstream_token(&id, Duration::seconds(min_valid), false)
+        .upstream_token(&id.to_string(), Duration::seconds(min_valid), false)
         .await?;
     Ok(Json(wire::upstream_token(&t)))
 }
@@ -233,11 +306,11 @@ async fn token(
 async fn force_refresh(
     _: Admin,
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Json<Value>, ApiError> {
     let t = st
         .service
-        .upstream_token(&id, Duration::zero(), true)
+        .upstream_token(&id.to_string(), Duration::zero(), true)
         .await?;
     Ok(Json(wire::upstream_token(&t)))
 }

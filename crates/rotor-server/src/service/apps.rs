@@ -127,6 +127,58 @@ impl Service {
         Ok(self.store.list_apps().await?)
     }
 
+    /// Deletes an app and everything issued for it. While it has live
+    /// installations it is refused (`Conflict`) unless `force`, which
+    /// uninstalls each first (their tokens stop working at once). Nothing is
+    /// sent on the deleted app's behalf afterwards: its pending webhooks go
+    /// with it. Answers how many installations were uninstalled.
+    #[tracing::instrument(name = "apps.delete", skip_all)]
+    pub async fn delete_app(&self, slug: &str, force: bool) -> ServiceResult<usize> {
+        let app = self.app(slug).await?;
+        let mut uninstalled = 0;
+        if force {
+            loop {
+                let page = self
+                    .store
+                    .list_installations(&rotor_core::InstallationFilter {
+                        app_id: Some(app.id),
+                        limit: 500,
+                        ..Default::default()
+                    })
+                    .await?;
+                if page.is_empty() {
+                    break;
+                }
+                for inst in page {
+                    match self.delete_installation(&inst.id.to_string(), None).await {
+                        Ok(_) | Err(ServiceError::NotFound(_)) => uninstalled += 1,
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        match self.store.delete_app(app.id).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(why)) => {
+                return Err(ServiceError::Conflict(format!(
+                    "{why}: uninstall them first, or delete with ?force=true"
+                )))
+            }
+            Err(StoreError::NotFound) => return Err(ServiceError::NotFound("App")),
+            Err(e) => return Err(e.into()),
+        }
+        self.record(rotor_core::NewEvent {
+            kind: "app_deleted".into(),
+            actor: Some(app.slug.clone()),
+            detail: Some(format!("{uninstalled} installation(s) uninstalled with it")),
+            created_at: self.now(),
+            ..Default::default()
+        })
+        .await;
+        tracing::info!(app = %app.slug, uninstalled, "app deleted");
+        Ok(uninstalled)
+    }
+
     /// Changes an app's settings.
     pub async fn update_app(&self, slug: &str, patch: AppPatch) -> ServiceResult<App> {
         let mut app = self.app(slug).await?;

@@ -110,6 +110,14 @@ impl Service {
         })
     }
 
+    /// Live installations, in id order, a page at a time.
+    pub async fn list_installations(
+        &self,
+        filter: rotor_core::InstallationFilter,
+    ) -> ServiceResult<Vec<Installation>> {
+        Ok(self.store.list_installations(&filter).await?)
+    }
+
     /// The installation with this uuid, if it exists and is not deleted.
     pub async fn installation(&self, id: &str) -> ServiceResult<Installation> {
         let id = Uuid::parse_str(id).map_err(|_| ServiceError::NotFound("Installation"))?;

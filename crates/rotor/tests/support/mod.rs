@@ -166,15 +166,15 @@ impl Node {
     }
 }
 
-/// `ROTOR_TEST_POSTGRES_URL`, or `None` after saying the case is skipped.
-pub fn postgres() -> Option<String> {
-    let url = std::env::var("ROTOR_TEST_POSTGRES_URL")
+/// `ROTOR_TEST_POSTGRES_URL`. A PostgreSQL case run without it fails: it
+/// is never counted as passed. (`.config/nextest.toml` leaves PostgreSQL
+/// cases out by default, so a bare `cargo nextest run` reports them as
+/// skipped.)
+pub fn postgres() -> String {
+    std::env::var("ROTOR_TEST_POSTGRES_URL")
         .ok()
-        .filter(|u| !u.is_empty());
-    if url.is_none() {
-        eprintln!("ROTOR_TEST_POSTGRES_URL is not set: PostgreSQL case skipped");
-    }
-    url
+        .filter(|u| !u.is_empty())
+        .expect("ROTOR_TEST_POSTGRES_URL is not set: PostgreSQL cases are left out by the default test filter (reported as skipped); scripts/test.sh sets the URL and runs them")
 }
 
 /// A URL for a fresh schema of its own on the PostgreSQL at `url`.
