@@ -260,7 +260,8 @@ http_tests! {
             app.admin_get("/api/0/sentry-app-installations/nope/")
                 .await
                 .0,
-            StatusCode::NOT_FOUND
+            StatusCode::BAD_REQUEST,
+            "a malformed id is a 400; an unknown one (above) a 404"
         );
         let (status, _) = app.admin_post(path, json!({"slug": "acme"})).await;
         assert_eq!(status, StatusCode::CREATED, "reinstall after delete");

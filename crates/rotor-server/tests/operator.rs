@@ -159,4 +159,22 @@ http_tests! {
         let (status, _) = app.admin_get("/api/0/upstream/identities/nope/").await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
     }
+
+    async fn the_operator_revokes_a_token_family() {
+        let app = spawn_app().await;
+        let i = app.installed("Revoked", "acme").await;
+        let t = app.tokens(&i).await;
+        let (status, body) = app
+            .admin_post("/api/0/tokens/revoke/", json!({"token": t["token"]}))
+            .await;
+        assert_eq!((status, body), (StatusCode::OK, json!({"revoked": true})));
+        let (status, _) = app.refresh(&i, t["refreshToken"].as_str().unwrap()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "the whole family is revoked");
+        let (status, body) = app
+            .admin_post("/api/0/tokens/revoke/", json!({"token": "rtr_at_unknown"}))
+            .await;
+        assert_eq!((status, body), (StatusCode::OK, json!({"revoked": false})));
+        let (status, _) = app.admin_post("/api/0/tokens/revoke/", json!({})).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
 }

@@ -343,7 +343,9 @@ http_tests! {
         assert_eq!(status, StatusCode::NOT_FOUND);
         let (status, body) = app.admin_post("/api/0/upstream/identities/", json!({"provider": "g"})).await;
         assert_eq!((status, &body["externalId"][0]), (StatusCode::BAD_REQUEST, &json!("This field is required.")));
-        assert_eq!(token(&app, "not-a-uuid").await.0, StatusCode::NOT_FOUND);
+        // A malformed id is refused as such; an unknown one is not found.
+        assert_eq!(token(&app, "not-a-uuid").await.0, StatusCode::BAD_REQUEST);
+        assert_eq!(token(&app, &uuid::Uuid::new_v4().to_string()).await.0, StatusCode::NOT_FOUND);
         let id = identity(&app, json!({"provider": "g", "externalId": "x", "refreshToken": "r"})).await;
         let (status, _) = app.admin_post(&format!("/api/0/upstream/identities/{id}/token/?minValidSeconds=-5"), json!({})).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);

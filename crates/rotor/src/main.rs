@@ -6,6 +6,7 @@
 mod demo;
 mod more;
 mod observability;
+mod output;
 mod settings;
 
 use std::sync::Arc;
@@ -30,6 +31,9 @@ struct Cli {
     /// and ROTOR_* environment variables override it.
     #[arg(long, env = "ROTOR_CONFIG", global = true)]
     config: Option<std::path::PathBuf>,
+    /// How admin commands print answers: a table, or the API's JSON.
+    #[arg(long, value_enum, default_value = "table", global = true)]
+    output: output::Output,
     #[command(flatten)]
     settings: Settings,
     #[command(subcommand)]
@@ -57,6 +61,27 @@ enum Command {
     /// The configuration in effect.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Events and audit records, newest first.
+    Events {
+        /// Only this installation's (uuid).
+        #[arg(long)]
+        installation: Option<String>,
+        /// Only this upstream identity's (id).
+        #[arg(long)]
+        identity: Option<String>,
+        /// Only this type, e.g. refresh_token_reused.
+        #[arg(long = "type")]
+        kind: Option<String>,
+        /// Most to print (1 to 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Only events older than this id (the last one printed).
+        #[arg(long)]
+        before: Option<i64>,
+    },
+    /// Issued tokens.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
     /// Copy the live SQLite database to FILE (one consistent snapshot, while
     /// Rotor serves). PostgreSQL: use pg_dump (the README says how).
     Backup {
@@ -110,6 +135,66 @@ enum AppsCommand {
     },
     /// List apps (without secrets).
     List,
+    /// Show one app (without its secret).
+    Show {
+        /// App slug.
+        slug: String,
+    },
+    /// Change an app's settings (only those given).
+    Update {
+        /// App slug.
+        slug: String,
+        /// New name (the slug stays).
+        #[arg(long)]
+        name: Option<String>,
+        /// The new scopes, replacing the old (repeat for more).
+        #[arg(long = "scope", id = "scope")]
+        scopes: Option<Vec<String>>,
+        /// New webhook URL ("" clears it).
+        #[arg(long)]
+        webhook_url: Option<String>,
+        /// New redirect URL ("" clears it).
+        #[arg(long)]
+        redirect_url: Option<String>,
+        /// Require installations to be confirmed by the app.
+        #[arg(long)]
+        verify_install: Option<bool>,
+        /// Access-token lifetime in seconds.
+        #[arg(long)]
+        access_token_ttl_seconds: Option<i64>,
+        /// Grace window for refresh replay in seconds.
+        #[arg(long)]
+        refresh_grace_seconds: Option<i64>,
+        /// revoke_family or reject.
+        #[arg(long)]
+        reuse_policy: Option<String>,
+    },
+    /// Replace an app's client secret and print the new one (shown only here).
+    RotateSecret {
+        /// App slug.
+        slug: String,
+    },
+    /// Delete an app; refused while it is installed unless --force, which
+    /// uninstalls it everywhere first.
+    Delete {
+        /// App slug.
+        slug: String,
+        /// Uninstall it from every organization first.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TokensCommand {
+    /// Revoke the family of an access or refresh token: every pair
+    /// descended from the same grant stops working at once.
+    Revoke {
+        /// The token (read from ROTOR_REVOKE_TOKEN when not given, to keep
+        /// it out of the shell history).
+        #[arg(env = "ROTOR_REVOKE_TOKEN", hide_env_values = true)]
+        token: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -128,11 +213,31 @@ enum InstallsCommand {
         /// Installation uuid.
         uuid: String,
     },
+    /// List live installations, of one organization or one app.
+    List {
+        /// Only this organization's.
+        #[arg(long)]
+        org: Option<String>,
+        /// Only this app's (slug).
+        #[arg(long)]
+        app: Option<String>,
+        /// Most to print.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Start after this installation uuid (the last one printed).
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// Show one installation.
+    Show {
+        /// Installation uuid.
+        uuid: String,
+    },
 }
 
 /// Prints a JSON answer for the operator.
 pub(crate) fn print(v: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    output::print(v);
 }
 
 #[tokio::main]
@@ -140,6 +245,7 @@ async fn main() -> anyhow::Result<()> {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches)?;
     let resolved = settings::resolve(&cli.settings, &matches, cli.config.as_deref())?;
+    output::set(cli.output);
     // Flushes exported spans when main returns.
     let _traces = observability::init(resolved.settings.log_format)?;
     let settings = &resolved.settings;
@@ -147,6 +253,44 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(ref args) => serve(settings, args).await,
         Command::Backup { ref file } => backup(&config()?, file),
+        Command::Events {
+            installation,
+            identity,
+            kind,
+            limit,
+            before,
+        } => {
+            if !(1..=1000).contains(&limit) {
+                anyhow::bail!("--limit must be 1 to 1000");
+            }
+            let installation_id = installation
+                .map(|i| parse_uuid("--installation", &i))
+                .transpose()?;
+            let state = startup::build_default(&config()?).await?;
+            let events = state
+                .service
+                .events(rotor_core::EventFilter {
+                    installation_id,
+                    identity_id: identity,
+                    kind,
+                    limit,
+                    before,
+                })
+                .await?;
+            print(&json!(events.iter().map(wire::event).collect::<Vec<_>>()));
+            Ok(())
+        }
+        Command::Tokens(TokensCommand::Revoke { token }) => {
+            let state = startup::build_default(&config()?).await?;
+            let revoked = state.service.revoke_as_operator(token.trim()).await?;
+            if !revoked {
+                anyhow::bail!("no issued token matches: nothing was revoked");
+            }
+            eprintln!(
+                "the token's family is revoked: every pair descended from its grant stops working"
+            );
+            Ok(())
+        }
         Command::Config(ConfigCommand::Show) => {
             config()?;
             show_config(&resolved);
@@ -204,6 +348,51 @@ async fn main() -> anyhow::Result<()> {
                     let apps = svc.list_apps().await?;
                     print(&json!(apps.iter().map(wire::app).collect::<Vec<_>>()));
                 }
+                AppsCommand::Show { slug } => print(&wire::app(&svc.app(&slug).await?)),
+                AppsCommand::Update {
+                    slug,
+                    name,
+                    scopes,
+                    webhook_url,
+                    redirect_url,
+                    verify_install,
+                    access_token_ttl_seconds,
+                    refresh_grace_seconds,
+                    reuse_policy,
+                } => {
+                    let clearable =
+                        |v: Option<String>| v.map(|u| Some(u).filter(|u| !u.is_empty()));
+                    let app = svc
+                        .update_app(
+                            &slug,
+                            rotor_server::service::AppPatch {
+                                name,
+                                scopes,
+                                webhook_url: clearable(webhook_url),
+                                redirect_url: clearable(redirect_url),
+                                verify_install,
+                                access_token_ttl_seconds,
+                                refresh_grace_seconds,
+                                reuse_policy: reuse_policy
+                                    .map(|p| {
+                                        ReusePolicy::parse(&p).context(
+                                            "--reuse-policy must be revoke_family or reject",
+                                        )
+                                    })
+                                    .transpose()?,
+                            },
+                        )
+                        .await?;
+                    print(&wire::app(&app));
+                }
+                AppsCommand::RotateSecret { slug } => {
+                    let secret = svc.rotate_secret(&slug).await?;
+                    print(&json!({ "clientSecret": secret.expose() }));
+                }
+                AppsCommand::Delete { slug, force } => {
+                    let uninstalled = svc.delete_app(&slug, force).await?;
+                    eprintln!("app {slug} deleted ({uninstalled} installation(s) uninstalled)");
+                }
             }
             Ok(())
         }
@@ -226,8 +415,42 @@ async fn main() -> anyhow::Result<()> {
                     print(&out);
                 }
                 InstallsCommand::Delete { uuid } => {
-                    svc.delete_installation(&uuid, None).await?;
+                    let id = parse_uuid("installation", &uuid)?;
+                    svc.delete_installation(&id.to_string(), None).await?;
                     eprintln!("installation {uuid} deleted");
+                }
+                InstallsCommand::Show { uuid } => {
+                    let id = parse_uuid("installation", &uuid)?;
+                    print(&wire::installation(
+                        &svc.installation(&id.to_string()).await?,
+                    ));
+                }
+                InstallsCommand::List {
+                    org,
+                    app,
+                    limit,
+                    after,
+                } => {
+                    if !(1..=1000).contains(&limit) {
+                        anyhow::bail!("--limit must be 1 to 1000");
+                    }
+                    let app_id = match app {
+                        Some(slug) => Some(svc.app(&slug).await?.id),
+                        None => None,
+                    };
+                    let after = after.map(|a| parse_uuid("--after", &a)).transpose()?;
+                    let list = svc
+                        .list_installations(rotor_core::InstallationFilter {
+                            app_id,
+                            org_slug: org,
+                            after,
+                            limit,
+                        })
+                        .await?;
+                    print(&json!(list
+                        .iter()
+                        .map(wire::installation)
+                        .collect::<Vec<_>>()));
                 }
             }
             Ok(())
@@ -326,6 +549,13 @@ async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> {
     state.service.store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A uuid argument, or an error that names it.
+fn parse_uuid(what: &str, raw: &str) -> anyhow::Result<uuid::Uuid> {
+    uuid::Uuid::parse_str(raw.trim()).map_err(|_| {
+        anyhow::anyhow!("{what} {raw:?} is not a UUID (e.g. 0aa70f87-b765-47ba-a4eb-d2c624d97171)")
+    })
 }
 
 /// `rotor backup FILE`.

@@ -5,7 +5,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use rotor_core::{Secret, ServerKey};
 use rotor_server::http::wire;
-use rotor_server::service::upstream::NewIdentity;
+use rotor_server::service::upstream::{IdentityPatch, NewIdentity};
 use rotor_server::startup::{self, Config};
 use rotor_server::{keyfile, Service};
 
@@ -62,7 +62,34 @@ pub enum IdentitiesCommand {
         installation_id: Option<String>,
     },
     /// List identities (never a secret).
-    List,
+    List {
+        /// Only those with this status: active or invalid.
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Re-authorize an identity in place with new tokens (same id; an
+    /// invalid one becomes active and the platform is told).
+    Patch {
+        /// Identity id.
+        id: String,
+        /// New access token (or ROTOR_UPSTREAM_ACCESS_TOKEN).
+        #[arg(long, env = "ROTOR_UPSTREAM_ACCESS_TOKEN", hide_env_values = true)]
+        access_token: Option<String>,
+        /// New refresh token (or ROTOR_UPSTREAM_REFRESH_TOKEN).
+        #[arg(long, env = "ROTOR_UPSTREAM_REFRESH_TOKEN", hide_env_values = true)]
+        refresh_token: Option<String>,
+        /// When the new access token expires (RFC 3339).
+        #[arg(long)]
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+        /// The granted scopes, replacing the old (repeat for more).
+        #[arg(long = "scope", id = "scope")]
+        scopes: Option<Vec<String>>,
+    },
+    /// Delete an identity and its stored tokens.
+    Delete {
+        /// Identity id.
+        id: String,
+    },
     /// Print a token valid for at least --min-valid-seconds (refreshing first if needed).
     Token {
         /// Identity id.
@@ -136,9 +163,40 @@ pub async fn upstream(svc: &Service, cmd: UpstreamCommand) -> anyhow::Result<()>
                 .await?;
             print(&wire::identity(&i));
         }
-        UpstreamCommand::Identities(IdentitiesCommand::List) => {
-            let list = svc.list_identities(10_000).await?;
+        UpstreamCommand::Identities(IdentitiesCommand::List { status }) => {
+            let status = status
+                .map(|s| {
+                    rotor_core::IdentityStatus::parse(&s)
+                        .ok_or_else(|| anyhow::anyhow!("--status must be active or invalid"))
+                })
+                .transpose()?;
+            let mut list = svc.list_identities(100_000).await?;
+            list.retain(|i| status.is_none_or(|s| i.status == s));
             print(&json!(list.iter().map(wire::identity).collect::<Vec<_>>()));
+        }
+        UpstreamCommand::Identities(IdentitiesCommand::Patch {
+            id,
+            access_token,
+            refresh_token,
+            expires_at,
+            scopes,
+        }) => {
+            let i = svc
+                .reauthorize_identity(
+                    &id,
+                    IdentityPatch {
+                        access_token: access_token.map(Secret::new),
+                        refresh_token: refresh_token.map(Secret::new),
+                        expires_at,
+                        scopes,
+                    },
+                )
+                .await?;
+            print(&wire::identity(&i));
+        }
+        UpstreamCommand::Identities(IdentitiesCommand::Delete { id }) => {
+            svc.delete_identity(&id).await?;
+            eprintln!("identity {id} deleted");
         }
         UpstreamCommand::Identities(IdentitiesCommand::Token {
             id,

@@ -7,7 +7,8 @@ use std::process::{Command, Stdio};
 
 fn rotor(dir: &std::path::Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_rotor"));
-    c.current_dir(dir)
+    c.args(["--output", "json"])
+        .current_dir(dir)
         .env_remove("ROTOR_SECRET_KEY")
         .env_remove("ROTOR_ADMIN_TOKEN")
         .env_remove("ROTOR_DATABASE_URL")
@@ -512,4 +513,101 @@ fn config_show_layers_flag_over_environment_over_file_over_default() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--management-listen"));
+}
+
+#[test]
+fn the_cli_covers_the_admin_surface() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(rotor(dir.path()).arg("migrate").status().unwrap().success());
+    let run = |args: &[&str]| json_of(rotor(dir.path()).args(args).output().unwrap());
+    let app = run(&["apps", "create", "--name", "Ops", "--scope", "project:read"]);
+    let first_secret = app["clientSecret"].as_str().unwrap().to_owned();
+    assert_eq!(run(&["apps", "show", "ops"])["slug"], "ops");
+    let updated = run(&[
+        "apps",
+        "update",
+        "ops",
+        "--name",
+        "Ops Two",
+        "--scope",
+        "project:read",
+        "--scope",
+        "org:read",
+        "--refresh-grace-seconds",
+        "5",
+    ]);
+    assert_eq!(updated["name"], "Ops Two");
+    assert_eq!(
+        updated["scopes"],
+        serde_json::json!(["org:read", "project:read"])
+    );
+    assert_eq!(updated["refreshGraceSeconds"], 5);
+    let rotated = run(&["apps", "rotate-secret", "ops"]);
+    assert_ne!(rotated["clientSecret"].as_str().unwrap(), first_secret);
+
+    let a = run(&["installs", "create", "--org", "acme", "--app", "ops"]);
+    run(&["installs", "create", "--org", "beta", "--app", "ops"]);
+    let uuid = a["uuid"].as_str().unwrap();
+    assert_eq!(
+        run(&["installs", "show", uuid])["organization"]["slug"],
+        "acme"
+    );
+    assert_eq!(
+        run(&["installs", "list", "--app", "ops"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        run(&["installs", "list", "--org", "beta"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let bad = rotor(dir.path())
+        .args(["installs", "delete", "not-a-uuid"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a UUID"));
+
+    let events = run(&["events", "--type", "installation_created", "--limit", "1"]);
+    assert_eq!(events.as_array().unwrap().len(), 1);
+    assert_eq!(events[0]["type"], "installation_created");
+
+    // A table by default.
+    let table = Command::new(env!("CARGO_BIN_EXE_rotor"))
+        .current_dir(dir.path())
+        .env("RUST_LOG", "warn")
+        .args(["installs", "list", "--app", "ops"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(table.lines().next().unwrap().contains("UUID"), "{table}");
+    assert_eq!(table.lines().count(), 3, "{table}");
+
+    let unknown = rotor(dir.path())
+        .args(["tokens", "revoke", "rtr_rt_nothing"])
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+
+    let refused = rotor(dir.path())
+        .args(["apps", "delete", "ops"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("force"));
+    let forced = rotor(dir.path())
+        .args(["apps", "delete", "ops", "--force"])
+        .output()
+        .unwrap();
+    assert!(
+        forced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
+    assert_eq!(run(&["apps", "list"]), serde_json::json!([]));
 }

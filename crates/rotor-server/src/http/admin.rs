@@ -58,7 +58,29 @@ pub(super) fn routes(r: Router<AppState>) -> Router<AppState> {
         "/api/0/sentry-apps/{slug}/webhook-requests/{id}/redeliver/",
         post(redeliver),
     );
+    let r = both(r, "/api/0/tokens/revoke/", post(revoke_token));
     both(r, "/api/0/events/", get(list_events))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeBody {
+    token: String,
+}
+
+/// The operator revokes the family of any access or refresh token: every
+/// pair descended from the same grant stops working at once.
+async fn revoke_token(
+    _: Admin,
+    State(st): State<AppState>,
+    body: Result<JsonObject, ApiError>,
+) -> Result<Json<Value>, ApiError> {
+    let body = body?;
+    body.required_str("token")
+        .map_err(|f| ApiError::MissingFields(vec![f]))?;
+    let b: RevokeBody = body.into_typed()?;
+    let revoked = st.service.revoke_as_operator(&b.token).await?;
+    Ok(Json(json!({ "revoked": revoked })))
 }
 
 /// GET and DELETE of one installation (PUT is the app's, in `sentry`).

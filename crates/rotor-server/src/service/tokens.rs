@@ -55,11 +55,30 @@ impl Service {
             tracing::info!(app = %app.slug, "revocation of another app's token ignored");
             return Ok(());
         }
+        self.revoke_family_of(&record, &app.client_id, ip).await
+    }
+
+    /// The operator revokes the family of any token (access or refresh).
+    /// Answers whether the token was known.
+    pub async fn revoke_as_operator(&self, token: &str) -> ServiceResult<bool> {
+        let Some((record, _)) = self.lookup(token).await? else {
+            return Ok(false);
+        };
+        self.revoke_family_of(&record, "rotor-admin", None).await?;
+        Ok(true)
+    }
+
+    async fn revoke_family_of(
+        &self,
+        record: &rotor_core::IssuedToken,
+        actor: &str,
+        ip: Option<&str>,
+    ) -> ServiceResult<()> {
         let event = NewEvent {
             kind: "token_revoked".into(),
             installation_id: Some(record.installation_id),
             ip: ip.map(str::to_owned),
-            actor: Some(app.client_id.clone()),
+            actor: Some(actor.to_owned()),
             detail: Some("token family revoked".into()),
             created_at: self.now(),
             ..NewEvent::default()
