@@ -1,6 +1,8 @@
 //! The validation steps of each exchange, in the order of the reference
-//! design. Pure functions over records already read from the store; the use
-//! case calls them, then makes one atomic store call.
+//! design. Pure functions over records already read from the store; each
+//! takes what the store found (`Option`) and answers the checked record, so
+//! the use case holds a validated value, never an `Option` it must trust;
+//! it then makes one atomic store call.
 
 use chrono::{DateTime, Utc};
 use url::Url;
@@ -12,8 +14,8 @@ use crate::scope;
 /// The installation exists, is not deleted, and belongs to `app`.
 pub fn installation_for_app(
     app: &App,
-    installation: Option<&Installation>,
-) -> Result<(), CoreError> {
+    installation: Option<Installation>,
+) -> Result<Installation, CoreError> {
     let inst = installation.ok_or(CoreError::InstallationNotFound)?;
     if inst.deleted_at.is_some() {
         return Err(CoreError::InstallationNotFound);
@@ -21,16 +23,16 @@ pub fn installation_for_app(
     if inst.app_id != app.id {
         return Err(CoreError::InstallationNotForApp);
     }
-    Ok(())
+    Ok(inst)
 }
 
 /// The grant exists, belongs to this installation and app, and has not expired.
 pub fn grant(
     app: &App,
     installation: &Installation,
-    grant: Option<&Grant>,
+    grant: Option<Grant>,
     now: DateTime<Utc>,
-) -> Result<(), CoreError> {
+) -> Result<Grant, CoreError> {
     let g = grant.ok_or(CoreError::GrantNotFound)?;
     if g.installation_id != installation.id || g.app_id != app.id {
         return Err(CoreError::ForbiddenGrant);
@@ -38,7 +40,7 @@ pub fn grant(
     if now >= g.expires_at {
         return Err(CoreError::GrantExpired);
     }
-    Ok(())
+    Ok(g)
 }
 
 /// Where a presented refresh token stands once it is known to be the app's.
@@ -57,9 +59,9 @@ pub enum RefreshState {
 pub fn refresh(
     app: &App,
     installation: Option<&Installation>,
-    token: Option<&IssuedToken>,
+    token: Option<IssuedToken>,
     now: DateTime<Utc>,
-) -> Result<RefreshState, CoreError> {
+) -> Result<(IssuedToken, RefreshState), CoreError> {
     let t = token.ok_or(CoreError::RefreshTokenNotFound)?;
     if t.app_id != app.id {
         return Err(CoreError::TokenNotForApp);
@@ -73,11 +75,12 @@ pub fn refresh(
     if now >= t.refresh_expires_at {
         return Err(CoreError::RefreshTokenExpired);
     }
-    Ok(if t.retired_at.is_some() {
+    let state = if t.retired_at.is_some() {
         RefreshState::Retired
     } else {
         RefreshState::Live
-    })
+    };
+    Ok((t, state))
 }
 
 /// What to do with a retired refresh token presented again.
@@ -264,16 +267,19 @@ mod tests {
             installation_for_app(&a, None),
             Err(CoreError::InstallationNotFound)
         );
-        assert_eq!(installation_for_app(&a, Some(&i)), Ok(()));
+        assert_eq!(
+            installation_for_app(&a, Some(i.clone())).map(|x| x.id),
+            Ok(i.id)
+        );
         i.app_id = Uuid::new_v4();
         assert_eq!(
-            installation_for_app(&a, Some(&i)),
+            installation_for_app(&a, Some(i.clone())),
             Err(CoreError::InstallationNotForApp)
         );
         i.app_id = a.id;
         i.deleted_at = Some(Utc::now());
         assert_eq!(
-            installation_for_app(&a, Some(&i)),
+            installation_for_app(&a, Some(i.clone())),
             Err(CoreError::InstallationNotFound)
         );
     }
@@ -291,16 +297,22 @@ mod tests {
             created_at: now,
         };
         assert_eq!(grant(&a, &i, None, now), Err(CoreError::GrantNotFound));
-        assert_eq!(grant(&a, &i, Some(&g), now), Ok(()));
+        assert_eq!(grant(&a, &i, Some(g.clone()), now), Ok(g.clone()));
         assert_eq!(
-            grant(&a, &i, Some(&g), now + GRANT_TTL),
+            grant(&a, &i, Some(g.clone()), now + GRANT_TTL),
             Err(CoreError::GrantExpired)
         );
         g.installation_id = Uuid::new_v4();
-        assert_eq!(grant(&a, &i, Some(&g), now), Err(CoreError::ForbiddenGrant));
+        assert_eq!(
+            grant(&a, &i, Some(g.clone()), now),
+            Err(CoreError::ForbiddenGrant)
+        );
         g.installation_id = i.id;
         g.app_id = Uuid::new_v4();
-        assert_eq!(grant(&a, &i, Some(&g), now), Err(CoreError::ForbiddenGrant));
+        assert_eq!(
+            grant(&a, &i, Some(g.clone()), now),
+            Err(CoreError::ForbiddenGrant)
+        );
     }
 
     #[test]
@@ -309,7 +321,8 @@ mod tests {
         let i = inst(&a);
         let now = Utc::now();
         let mut t = token(&a, &i);
-        let r = |t: Option<&IssuedToken>, now| refresh(&a, Some(&i), t, now);
+        let r =
+            |t: Option<&IssuedToken>, now| refresh(&a, Some(&i), t.cloned(), now).map(|(_, s)| s);
         assert_eq!(r(None, now), Err(CoreError::RefreshTokenNotFound));
         assert_eq!(r(Some(&t), now), Ok(RefreshState::Live));
         assert_eq!(
@@ -323,7 +336,10 @@ mod tests {
         t.revoked_at = None;
         t.installation_id = Uuid::new_v4();
         assert_eq!(r(Some(&t), now), Err(CoreError::TokenNotForInstallation));
-        assert_eq!(refresh(&a, None, Some(&t), now), Ok(RefreshState::Retired));
+        assert_eq!(
+            refresh(&a, None, Some(t.clone()), now).map(|(_, s)| s),
+            Ok(RefreshState::Retired)
+        );
         t.app_id = Uuid::new_v4();
         assert_eq!(r(Some(&t), now), Err(CoreError::TokenNotForApp));
     }

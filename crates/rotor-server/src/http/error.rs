@@ -122,11 +122,27 @@ impl IntoResponse for ApiError {
 
 impl From<CoreError> for ApiError {
     fn from(e: CoreError) -> Self {
+        // Every variant named: a new one does not compile until someone
+        // chooses its status. Sentry answers every refused exchange 401.
         match e {
             CoreError::Forbidden => ApiError::Forbidden(e.to_string()),
             CoreError::InvalidScope { .. } => ApiError::field("scopes", e.to_string()),
             CoreError::InvalidSetting(m) => ApiError::BadRequest(m),
-            _ => ApiError::Unauthorized(e.to_string()),
+            CoreError::InvalidClient
+            | CoreError::InstallationNotFound
+            | CoreError::InstallationNotForApp
+            | CoreError::GrantNotFound
+            | CoreError::ForbiddenGrant
+            | CoreError::GrantExpired
+            | CoreError::RefreshTokenNotFound
+            | CoreError::RefreshTokenReused
+            | CoreError::RefreshTokenExpired
+            | CoreError::RefreshTokenRevoked
+            | CoreError::InvalidAssertion(_)
+            | CoreError::AssertionReplayed
+            | CoreError::TokenNotForApp
+            | CoreError::TokenNotForInstallation
+            | CoreError::InvalidBearer => ApiError::Unauthorized(e.to_string()),
         }
     }
 }

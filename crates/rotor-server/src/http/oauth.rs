@@ -94,13 +94,27 @@ impl OAuthError {
             ),
             ServiceError::Invalid(m) | ServiceError::Conflict(m) => Self::invalid_request(m),
             ServiceError::Throttled(secs) => Self::throttled(secs),
+            // The API's mapping logs and counts the failure; RFC 6749 names
+            // the two 5xx answers.
             ServiceError::Store(s) => match ApiError::from(s) {
                 ApiError::Unavailable => Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "temporarily_unavailable",
                     "The database is unavailable; try again shortly",
                 ),
-                _ => Self::new(
+                ApiError::NotFound(m) => Self::new(StatusCode::BAD_REQUEST, "invalid_grant", m),
+                ApiError::Conflict(m) => Self::invalid_request(m),
+                ApiError::Internal
+                | ApiError::MissingFields(_)
+                | ApiError::FieldErrors(_)
+                | ApiError::BadRequest(_)
+                | ApiError::Unauthorized(_)
+                | ApiError::Forbidden(_)
+                | ApiError::MethodNotAllowed
+                | ApiError::TooManyRequests(_)
+                | ApiError::PayloadTooLarge
+                | ApiError::UnsupportedMediaType(_)
+                | ApiError::ProviderUnavailable(_) => Self::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "server_error",
                     "Internal error",
@@ -114,7 +128,17 @@ impl OAuthError {
         let description = match e {
             ApiError::PayloadTooLarge => "Request body is larger than the 64 KiB limit".into(),
             ApiError::UnsupportedMediaType(m) | ApiError::BadRequest(m) => m,
-            _ => "Malformed request".into(),
+            ApiError::MissingFields(f) => format!("Missing parameter(s): {}", f.join(", ")),
+            ApiError::FieldErrors(_)
+            | ApiError::Unauthorized(_)
+            | ApiError::Forbidden(_)
+            | ApiError::NotFound(_)
+            | ApiError::MethodNotAllowed
+            | ApiError::Conflict(_)
+            | ApiError::TooManyRequests(_)
+            | ApiError::Unavailable
+            | ApiError::ProviderUnavailable(_)
+            | ApiError::Internal => "Malformed request".into(),
         };
         Self::new(status, "invalid_request", description)
     }

@@ -150,8 +150,7 @@ impl Service {
     /// The installation `id` of `app`, validated.
     async fn installation_by_id(&self, app: &App, id: Uuid) -> ServiceResult<Installation> {
         let found = self.store.installation(id).await?;
-        validate::installation_for_app(app, found.as_ref())?;
-        Ok(found.expect("validated above"))
+        Ok(validate::installation_for_app(app, found)?)
     }
 
     /// The installation the route names, if it names one, validated.
@@ -248,8 +247,7 @@ impl Service {
             (None, Some(g)) => self.installation_by_id(app, g.installation_id).await?,
             (None, None) => return Err(CoreError::GrantNotFound.into()),
         };
-        validate::grant(app, &inst, grant.as_ref(), self.now())?;
-        let grant = grant.expect("validated above");
+        let grant = validate::grant(app, &inst, grant, self.now())?;
 
         let access = Token::generate(TokenKind::Access);
         let refresh = Token::generate(TokenKind::Refresh);
@@ -287,13 +285,13 @@ impl Service {
         ip: Option<&str>,
     ) -> ServiceResult<Issued> {
         let named = self.named_installation(app, installation).await?;
-        let presented = Token::parse(TokenKind::Refresh, refresh_token).ok();
-        let old = match &presented {
-            Some(t) => self.store.token_by_refresh(&t.hash()).await?,
-            None => None,
+        // A malformed token is one no store holds: refused as not found,
+        // before any database work.
+        let Ok(presented) = Token::parse(TokenKind::Refresh, refresh_token) else {
+            return Err(CoreError::RefreshTokenNotFound.into());
         };
-        let state = validate::refresh(app, named.as_ref(), old.as_ref(), self.now())?;
-        let (old, presented) = (old.expect("validated"), presented.expect("validated"));
+        let found = self.store.token_by_refresh(&presented.hash()).await?;
+        let (old, state) = validate::refresh(app, named.as_ref(), found, self.now())?;
         let inst = match named {
             Some(i) => i,
             None => self.installation_by_id(app, old.installation_id).await?,
