@@ -38,7 +38,8 @@ if command -v npm > /dev/null; then
   echo "==> npm ci (tests/oidc: node-oidc-provider for the end-to-end test)"
   npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error
 else
-  echo "warning: npm not found; the node-oidc-provider end-to-end test will be skipped" >&2
+  echo "error: npm not found; the node-oidc-provider end-to-end test needs Node.js 20" >&2
+  exit 1
 fi
 
 # --ignore-default-filter: the PostgreSQL cases too (.config/nextest.toml

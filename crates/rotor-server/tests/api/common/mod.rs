@@ -51,7 +51,7 @@ macro_rules! http_tests {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    common::BACKEND.scope(common::Backend::Sqlite, async $body).await
+                    $crate::common::BACKEND.scope($crate::common::Backend::Sqlite, async $body).await
                 }
             )*
         }
@@ -61,8 +61,8 @@ macro_rules! http_tests {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    assert!(common::postgres_url().is_some(), "{}", common::NO_POSTGRES);
-                    common::BACKEND.scope(common::Backend::Postgres, async $body).await
+                    assert!($crate::common::postgres_url().is_some(), "{}", $crate::common::NO_POSTGRES);
+                    $crate::common::BACKEND.scope($crate::common::Backend::Postgres, async $body).await
                 }
             )*
         }

@@ -2,10 +2,8 @@
 //! refresh, every validation branch in the reference order, and the race.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
+use crate::common::*;
 use chrono::Duration;
-use common::*;
 use reqwest::StatusCode;
 use rotor_core::Clock;
 use serde_json::json;

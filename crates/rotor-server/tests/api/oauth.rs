@@ -3,9 +3,7 @@
 //! revocation, RFC 7662 introspection and RFC 8414 metadata.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use oauth2::basic::{BasicClient, BasicErrorResponseType};
 use oauth2::{
     AuthType, AuthorizationCode, ClientId, ClientSecret, RefreshToken, RequestTokenError,

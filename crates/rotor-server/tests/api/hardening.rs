@@ -3,10 +3,8 @@
 //! janitor bounds the events table.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
+use crate::common::*;
 use chrono::Duration;
-use common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 

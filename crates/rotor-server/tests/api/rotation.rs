@@ -2,12 +2,10 @@
 //! both policies, lifetimes, the janitor, and revocation racing rotation.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::*;
 use chrono::Duration;
-use common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 

@@ -5,12 +5,10 @@
 //! not disturbed. Runs when `ROTOR_TEST_POSTGRES_URL` is set.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use rotor_core::{ManualClock, ServerKey};
 use serde_json::Value;
@@ -65,7 +63,7 @@ async fn get(http: &reqwest::Client, url: String) -> (StatusCode, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotor_survives_postgres_going_away() {
-    assert!(postgres_url().is_some(), "{}", common::NO_POSTGRES);
+    assert!(postgres_url().is_some(), "{}", crate::common::NO_POSTGRES);
     let direct = fresh_postgres_url().await;
     let host_port = direct
         .split('@')

@@ -5,11 +5,9 @@
 //! receiver's own HMAC.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
+use crate::common::receiver::{eventually, Receiver, Reply};
+use crate::common::{spawn_app, spawn_with, TestApp};
 use chrono::Duration;
-use common::receiver::{eventually, Receiver, Reply};
-use common::{spawn_app, spawn_with, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
@@ -175,7 +173,7 @@ http_tests! {
     async fn a_hanging_receiver_times_out_and_holds_up_no_other_app() {
         // Six slots on this node: without the per-app cap the slow app's
         // deliveries would take them all.
-        let app = spawn_with(common::fresh().await, |c| c.webhooks.concurrency = 6).await;
+        let app = spawn_with(crate::common::fresh().await, |c| c.webhooks.concurrency = 6).await;
         let slow = Receiver::start(&[Reply::Hang; 16]).await;
         let fine = Receiver::start(&[]).await;
         let s = app_with_hook(&app, "Slow", &slow.url).await;
@@ -201,7 +199,7 @@ http_tests! {
     async fn internal_addresses_are_refused_after_dns_and_not_retried() {
         // This server keeps the default policy: no internal network is open.
         let app = spawn_with(
-            common::fresh().await,
+            crate::common::fresh().await,
             |c| c.webhooks.policy = rotor_server::webhooks::AddressPolicy::default(),
         )
         .await;
@@ -284,7 +282,7 @@ http_tests! {
         let rx = Receiver::start(&[]).await;
         let url = rx.url.clone();
         let app = spawn_with(
-            common::fresh().await,
+            crate::common::fresh().await,
             move |c| {
                 c.webhooks.platform_url = Some(url);
                 c.webhooks.platform_secret = Some(rotor_core::Secret::new("platform-secret"));

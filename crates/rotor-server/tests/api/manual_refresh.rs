@@ -2,9 +2,7 @@
 //! Bearer HS256 JWT signed with the client secret.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 

@@ -3,11 +3,9 @@
 //! classification of failures, single-flight, and what is stored.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wiremock::matchers::{body_string_contains, header, method, path};

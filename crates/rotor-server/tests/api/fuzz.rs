@@ -4,9 +4,7 @@
 //! anything but JSON for an error, and a refused request changes nothing.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 

@@ -3,9 +3,7 @@
 //! every answer that carries a token, a code or a secret.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 

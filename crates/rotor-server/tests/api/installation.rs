@@ -2,10 +2,8 @@
 //! verifyInstall setting, restarts, and what the database file holds.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
+use crate::common::*;
 use chrono::Duration;
-use common::*;
 use reqwest::StatusCode;
 use serde_json::json;
 

@@ -3,9 +3,7 @@
 //! every list, and filters that are honoured or refused, never ignored.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
