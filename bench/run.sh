@@ -12,6 +12,11 @@
 #   SECONDS_PER_RUN=60 bench/run.sh       # longer runs (RSS flatness)
 #   SCENARIOS="floor refresh" bench/run.sh  # only these scenarios
 #   ROTOR_SQLITE_SYNCHRONOUS=full bench/run.sh   # fsync every commit
+#   SCENARIOS="floor realistic-refresh" SECONDS_PER_RUN=600 bench/run.sh
+#       # the realistic scenario: INSTALLATIONS (100000) installations, each
+#       # request refreshing a random one, over HISTORY (1000000) retired
+#       # pairs and twice as many events pre-filled (SQLite); the line also
+#       # gives the first and the last minute's req/s and p99
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PG=""; SWEEP=0
@@ -57,12 +62,25 @@ echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}
 echo "rotor RSS at start: $(rss) MiB"
 
 run() { # scenario connections
+  local extra=()
+  if [ "$1" = realistic-refresh ]; then
+    # Seed the installations, pre-fill the history, then load.
+    ./target/release/rotor-bench --base "http://127.0.0.1:$PORT" --scenario "$1" \
+      --connections "$2" --installations "${INSTALLATIONS:-100000}" \
+      --save-chains "$DATA/chains.tsv" >&2
+    if [ -z "$PG" ]; then
+      python3 bench/prefill_history.py "$DATA/rotor.db" "${HISTORY:-1000000}"
+    else
+      echo "(PostgreSQL: no history pre-fill; the installations only)" >&2
+    fi
+    extra=(--load-chains "$DATA/chains.tsv")
+  fi
   # Rotor's RSS, sampled every second while the scenario runs.
   : > "$DATA/rss.samples"
   ( while kill -0 "$PID" 2>/dev/null; do rss >> "$DATA/rss.samples"; echo >> "$DATA/rss.samples"; sleep 1; done ) > /dev/null 2>&1 &
   local sampler=$!
   ./target/release/rotor-bench --base "http://127.0.0.1:$PORT" --scenario "$1" \
-    --connections "$2" --seconds "$SECS"
+    --connections "$2" --seconds "$SECS" "${extra[@]}"
   kill "$sampler" 2>/dev/null || true
   wait "$sampler" 2>/dev/null || true
 }
@@ -83,12 +101,15 @@ report() { # json-line
   local floor="${RPS[floor-$c]:-}"
   local ratio="-"; [ -n "$floor" ] && ratio=$(awk -v a="$rps" -v b="$floor" 'BEGIN {printf "%.2f", a/b}')
   printf '%-14s %6s %10s %9s %9s %7s %9s %9s %16s\n' "$sc" "$c" "$rps" "$p50" "$p99" "$err" "$ratio" "$(rss)" "$(rss_span)"
+  if [ "$SECS" -ge 120 ]; then
+    python3 -c 'import json,sys; l=json.loads(sys.argv[1]); f,z=l["first_minute"],l["last_minute"]; print("  first minute: %s req/s, p99 %s ms; last minute: %s req/s, p99 %s ms" % (f["rps"], f["p99_ms"], z["rps"], z["p99_ms"]))' "$line"
+  fi
 }
 dbbytes() { # SQLite: database file plus WAL, in bytes (0 on PostgreSQL)
   [ -n "$PG" ] && { echo 0; return; }
   cat "$DATA"/rotor.db "$DATA"/rotor.db-wal 2>/dev/null | wc -c
 }
-for sc in ${SCENARIOS:-floor refresh oauth-refresh introspect upstream-token}; do
+for sc in ${SCENARIOS:-floor refresh oauth-refresh introspect upstream-token realistic-refresh}; do
   before=$(dbbytes)
   line="$(run "$sc" "$CONN")"
   report "$line"
