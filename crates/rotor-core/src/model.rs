@@ -301,15 +301,30 @@ pub struct EventFilter {
     pub before: Option<i64>,
 }
 
-/// Filter for listing live installations, in id order.
+/// Filter for listing live installations, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct InstallationFilter {
     /// Only this app's installations.
     pub app_id: Option<Uuid>,
     /// Only this organization's installations.
     pub org_slug: Option<String>,
-    /// Only ids after this one (the cursor of the next page).
-    pub after: Option<Uuid>,
+    /// Only those older than this (created at, id): the last one of the
+    /// previous page, the cursor of the next.
+    pub before: Option<(DateTime<Utc>, Uuid)>,
     /// At most this many.
     pub limit: u32,
+}
+
+impl InstallationFilter {
+    /// The cursor of the page after `last`: `<created at, Unix µs>.<uuid>`.
+    pub fn cursor_after(last: &Installation) -> String {
+        format!("{}.{}", last.created_at.timestamp_micros(), last.id)
+    }
+
+    /// Reads a cursor made by [`InstallationFilter::cursor_after`].
+    pub fn parse_cursor(c: &str) -> Option<(DateTime<Utc>, Uuid)> {
+        let (micros, id) = c.split_once('.')?;
+        let at = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
+        Some((at, Uuid::parse_str(id).ok()?))
+    }
 }

@@ -685,13 +685,15 @@ impl Store for PgStore {
              i.current_token_id, i.created_at, i.deleted_at \
              FROM installations i JOIN apps a ON a.id = i.app_id \
              WHERE i.deleted_at IS NULL AND ($1::uuid IS NULL OR i.app_id = $1) \
-             AND ($2::text IS NULL OR i.org_slug = $2) AND ($3::uuid IS NULL OR i.id > $3) \
-             ORDER BY i.id LIMIT $4",
+             AND ($2::text IS NULL OR i.org_slug = $2) \
+             AND ($3::timestamptz IS NULL OR (i.created_at, i.id) < ($3, $5::uuid)) \
+             ORDER BY i.created_at DESC, i.id DESC LIMIT $4",
         )
         .bind(f.app_id)
         .bind(&f.org_slug)
-        .bind(f.after)
+        .bind(f.before.map(|(at, _)| at))
         .bind(i64::from(f.limit))
+        .bind(f.before.map(|(_, id)| id))
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?

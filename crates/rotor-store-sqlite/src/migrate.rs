@@ -39,6 +39,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "readiness",
         include_str!("../migrations/0005_readiness.sql"),
     ),
+    (
+        6,
+        "installation lists",
+        include_str!("../migrations/0006_installation_lists.sql"),
+    ),
 ];
 
 /// The version the schema is at.

@@ -682,13 +682,15 @@ impl Store for SqliteStore {
                  i.current_token_id, i.created_at, i.deleted_at \
                  FROM installations i JOIN apps a ON a.id = i.app_id \
                  WHERE i.deleted_at IS NULL AND (?1 IS NULL OR i.app_id = ?1) \
-                 AND (?2 IS NULL OR i.org_slug = ?2) AND (?3 IS NULL OR i.id > ?3) \
-                 ORDER BY i.id LIMIT ?4",
+                 AND (?2 IS NULL OR i.org_slug = ?2) \
+                 AND (?3 IS NULL OR i.created_at < ?3 OR (i.created_at = ?3 AND i.id < ?5)) \
+                 ORDER BY i.created_at DESC, i.id DESC LIMIT ?4",
                 params![
                     f.app_id.map(|i| i.to_string()),
                     f.org_slug,
-                    f.after.map(|i| i.to_string()),
+                    f.before.map(|(at, _)| ts(at)),
                     i64::from(f.limit),
+                    f.before.map(|(_, id)| id.to_string()),
                 ],
                 rows::installation,
             )

@@ -224,9 +224,9 @@ enum InstallsCommand {
         /// Most to print.
         #[arg(long, default_value_t = 100)]
         limit: u32,
-        /// Start after this installation uuid (the last one printed).
+        /// Where to start: the cursor the previous page printed.
         #[arg(long)]
-        after: Option<String>,
+        cursor: Option<String>,
     },
     /// Show one installation.
     Show {
@@ -429,7 +429,7 @@ async fn main() -> anyhow::Result<()> {
                     org,
                     app,
                     limit,
-                    after,
+                    cursor,
                 } => {
                     if !(1..=1000).contains(&limit) {
                         anyhow::bail!("--limit must be 1 to 1000");
@@ -438,15 +438,31 @@ async fn main() -> anyhow::Result<()> {
                         Some(slug) => Some(svc.app(&slug).await?.id),
                         None => None,
                     };
-                    let after = after.map(|a| parse_uuid("--after", &a)).transpose()?;
+                    let before = cursor
+                        .map(|c| {
+                            rotor_core::InstallationFilter::parse_cursor(&c).ok_or_else(|| {
+                                anyhow::anyhow!(
+                                    "--cursor {c:?} is not a cursor this command printed"
+                                )
+                            })
+                        })
+                        .transpose()?;
                     let list = svc
                         .list_installations(rotor_core::InstallationFilter {
                             app_id,
                             org_slug: org,
-                            after,
+                            before,
                             limit,
                         })
                         .await?;
+                    if list.len() == limit as usize {
+                        if let Some(last) = list.last() {
+                            eprintln!(
+                                "more: --cursor {}",
+                                rotor_core::InstallationFilter::cursor_after(last)
+                            );
+                        }
+                    }
                     print(&json!(list
                         .iter()
                         .map(wire::installation)

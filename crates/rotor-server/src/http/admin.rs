@@ -148,15 +148,13 @@ async fn create_app(
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     cursor: Option<String>,
+    per_page: Option<String>,
     limit: Option<String>,
 }
 
 impl ListQuery {
     fn page(self) -> PageQuery {
-        PageQuery {
-            cursor: self.cursor,
-            limit: self.limit,
-        }
+        PageQuery::new(self.cursor, self.per_page, self.limit)
     }
 }
 
@@ -217,16 +215,25 @@ async fn list_installations_by(
     filter: InstallationFilter,
 ) -> Result<Paged, ApiError> {
     let limit = page.limit()?;
-    let after: Option<Uuid> = page.cursor()?;
+    let before = page
+        .cursor
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .map(|c| {
+            InstallationFilter::parse_cursor(c).ok_or_else(|| {
+                ApiError::field("cursor", "Invalid cursor: use the one a Link header gave.")
+            })
+        })
+        .transpose()?;
     let list = st
         .service
         .list_installations(InstallationFilter {
-            after,
+            before,
             limit: limit + 1,
             ..filter
         })
         .await?;
-    let (list, next) = paging::cut(list, limit, |i| i.id.to_string());
+    let (list, next) = paging::cut(list, limit, InstallationFilter::cursor_after);
     Ok((
         paging::link(uri.path(), &[], limit, next.as_deref()),
         Json(Value::Array(list.iter().map(wire::installation).collect())),
@@ -397,6 +404,7 @@ struct EventQuery {
     #[serde(rename = "type")]
     kind: Option<String>,
     cursor: Option<String>,
+    per_page: Option<String>,
     limit: Option<String>,
 }
 
@@ -413,10 +421,7 @@ async fn list_events(
         .map(Uuid::parse_str)
         .transpose()
         .map_err(|_| ApiError::field("installation", "Must be a UUID."))?;
-    let page = PageQuery {
-        cursor: q.cursor,
-        limit: q.limit,
-    };
+    let page = PageQuery::new(q.cursor, q.per_page, q.limit);
     let limit = page.limit()?;
     let events = st
         .service

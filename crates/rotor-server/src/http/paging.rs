@@ -1,9 +1,9 @@
 //! Cursor pagination of every list, in Sentry's form: the answer is a JSON
-//! array of at most `limit` items (1 to 1000, default 100), and a `Link`
-//! header names the next page:
+//! array of at most `per_page` items (1 to 1000, default 100; `limit` is an
+//! alias), and a `Link` header names the next page:
 //!
 //! ```text
-//! Link: </api/0/events/?cursor=1234&limit=100>; rel="next"; results="true"; cursor="1234"
+//! Link: </api/0/events/?cursor=1234&per_page=100>; rel="next"; results="true"; cursor="1234"
 //! ```
 //!
 //! `results="false"` (with an empty cursor) says there is no next page, as
@@ -17,7 +17,8 @@ use serde::Deserialize;
 
 use super::error::ApiError;
 
-/// `cursor` and `limit`, shared by every list's query.
+/// `cursor` and `per_page` (Sentry's name; `limit` is an alias), shared by
+/// every list's query.
 #[derive(Debug, Deserialize, Default)]
 pub struct PageQuery {
     /// Where the page starts (the `cursor` of the previous page's `Link`).
@@ -27,6 +28,14 @@ pub struct PageQuery {
 }
 
 impl PageQuery {
+    /// A page query from a list's `cursor`, `per_page` and `limit`.
+    pub fn new(cursor: Option<String>, per_page: Option<String>, limit: Option<String>) -> Self {
+        Self {
+            cursor,
+            limit: per_page.or(limit),
+        }
+    }
+
     /// The page size: 1 to 1000, default 100.
     pub fn limit(&self) -> Result<u32, ApiError> {
         limit_param(self.limit.as_deref())
@@ -103,7 +112,7 @@ pub fn link(
         }
     }
     query.append_pair("cursor", next.unwrap_or(""));
-    query.append_pair("limit", &limit.to_string());
+    query.append_pair("per_page", &limit.to_string());
     let value = format!(
         "<{path}?{}>; rel=\"next\"; results=\"{}\"; cursor=\"{}\"",
         query.finish(),

@@ -79,6 +79,7 @@ async fn create_provider(
 #[serde(deny_unknown_fields)]
 struct ProvidersQuery {
     cursor: Option<String>,
+    per_page: Option<String>,
     limit: Option<String>,
 }
 
@@ -89,10 +90,7 @@ async fn list_providers(
     q: Result<Query<ProvidersQuery>, QueryRejection>,
 ) -> Result<Paged, ApiError> {
     let q = super::admin::query(q)?;
-    let page = PageQuery {
-        cursor: q.cursor,
-        limit: q.limit,
-    };
+    let page = PageQuery::new(q.cursor, q.per_page, q.limit);
     let limit = page.limit()?;
     let list = st.service.list_providers().await?;
     let (list, next) = paging::page_sorted(list, page.cursor.as_deref(), limit, |p| p.key.clone());
@@ -114,6 +112,7 @@ struct IdentitiesQuery {
     status: Option<String>,
     provider: Option<String>,
     cursor: Option<String>,
+    per_page: Option<String>,
     limit: Option<String>,
 }
 
@@ -188,10 +187,7 @@ async fn list_identities(
                 .ok_or_else(|| ApiError::field("status", "Must be \"active\" or \"invalid\"."))
         })
         .transpose()?;
-    let page = PageQuery {
-        cursor: q.cursor,
-        limit: q.limit,
-    };
+    let page = PageQuery::new(q.cursor, q.per_page, q.limit);
     let limit = page.limit()?;
     let after: Option<Uuid> = page.cursor()?;
     let mut list = st.service.list_identities(IDENTITIES_READ).await?;

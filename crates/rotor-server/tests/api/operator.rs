@@ -85,13 +85,18 @@ http_tests! {
         let mut mine = Vec::new();
         for n in 0..5 {
             mine.push(app.install_app(&a, &format!("org-{n}")).await.uuid);
+            // The test clock is manual: let each installation be newer.
+            app.advance(chrono::Duration::seconds(1));
         }
         app.install_app(&b, "org-0").await;
         let gone = app.install_app(&b, "org-1").await;
         assert_eq!(app.admin_delete(&format!("/api/0/sentry-app-installations/{}/", gone.uuid)).await, StatusCode::NO_CONTENT);
 
-        let (items, pages) = walk(&app, "/api/0/sentry-apps/lister/installations/?limit=2").await;
+        let (items, pages) = walk(&app, "/api/0/sentry-apps/lister/installations/?per_page=2").await;
         assert_eq!(pages, 3);
+        let created: Vec<&str> = items.iter().map(|i| i["dateCreated"].as_str().unwrap()).collect();
+        assert!(created.windows(2).all(|w| w[0] >= w[1]), "newest first: {created:?}");
+        assert_eq!(items[0]["organization"]["slug"], "org-4", "the newest first");
         let mut got: Vec<String> = items.iter().map(|i| i["uuid"].as_str().unwrap().to_owned()).collect();
         got.sort();
         mine.sort();
@@ -105,7 +110,7 @@ http_tests! {
         assert_eq!(items.len(), 1, "a deleted installation is not listed");
 
         for bad in [
-            "/api/0/sentry-apps/lister/installations/?cursor=not-a-uuid",
+            "/api/0/sentry-apps/lister/installations/?cursor=not-a-cursor",
             "/api/0/sentry-apps/lister/installations/?limit=0",
             "/api/0/sentry-apps/lister/installations/?status=installed",
             "/api/0/organizations/org-0/sentry-app-installations/?app=lister",
