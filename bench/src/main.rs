@@ -195,59 +195,12 @@ fn load(path: &std::path::Path) -> anyhow::Result<Vec<Chain>> {
         .collect()
 }
 
+/// One installation per connection, of one new app.
 async fn seed(http: &reqwest::Client, a: &Args, n: usize) -> anyhow::Result<Vec<Chain>> {
-    let app: Value = http
-        .post(format!("{}/api/0/sentry-apps/", a.base))
-        .bearer_auth(&a.admin_token)
-        .json(&json!({"name": format!("bench {}", std::process::id() as u64 * 1000 + n as u64 + rand_suffix()),
-                      "scopes": ["project:read"]}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let slug = app["slug"].as_str().context("slug")?.to_owned();
-    let client_id = app["clientId"].as_str().context("clientId")?.to_owned();
-    let client_secret = app["clientSecret"].as_str().context("secret")?.to_owned();
+    let app = new_app(http, a, n).await?;
     let mut chains = Vec::with_capacity(n);
     for i in 0..n {
-        let inst: Value = http
-            .post(format!(
-                "{}/api/0/organizations/org-{i}/sentry-app-installations/",
-                a.base
-            ))
-            .bearer_auth(&a.admin_token)
-            .json(&json!({ "slug": slug }))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        let uuid = inst["uuid"].as_str().context("uuid")?.to_owned();
-        let t: Value = http
-            .post(format!(
-                "{}/api/0/sentry-app-installations/{uuid}/authorizations/",
-                a.base
-            ))
-            .json(
-                &json!({"grant_type": "authorization_code", "client_id": client_id,
-                          "client_secret": client_secret, "code": inst["code"]}),
-            )
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        chains.push(Chain {
-            uuid,
-            client_id: client_id.clone(),
-            client_secret: client_secret.clone(),
-            access: t["token"].as_str().context("token")?.to_owned(),
-            refresh: t["refreshToken"]
-                .as_str()
-                .context("refreshToken")?
-                .to_owned(),
-        });
+        chains.push(install(http, a, &app, i).await?);
     }
     Ok(chains)
 }

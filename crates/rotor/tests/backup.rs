@@ -42,37 +42,10 @@ async fn a_backup_under_load_restores_every_acknowledged_token() {
     let db = format!("sqlite://{}/rotor.db", dir.path().display());
     let node = start(Serve::new(&db, dir.path(), ADMIN));
     let http = reqwest::Client::new();
-    let app = node
-        .admin_post_ok(
-            "/api/0/sentry-apps/",
-            json!({"name": "Backed", "scopes": ["project:read"]}),
-        )
-        .await;
+    let app = node.create_app("Backed").await;
     let mut chains = Vec::new();
     for n in 0..CHAINS {
-        let inst = node
-            .admin_post_ok(
-                &format!("/api/0/organizations/org-{n}/sentry-app-installations/"),
-                json!({"slug": "backed"}),
-            )
-            .await;
-        let url = format!(
-            "{}/api/0/sentry-app-installations/{}/authorizations/",
-            node.base,
-            inst["uuid"].as_str().unwrap()
-        );
-        let t: Value = http
-            .post(&url)
-            .json(
-                &json!({"grant_type": "authorization_code", "client_id": app["clientId"],
-                "client_secret": app["clientSecret"], "code": inst["code"]}),
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (url, t) = node.install_and_exchange(&app, &format!("org-{n}")).await;
         let first = t["refreshToken"].as_str().unwrap().to_owned();
         chains.push(Arc::new(Mutex::new(Chain {
             url,

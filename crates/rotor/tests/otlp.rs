@@ -77,35 +77,8 @@ async fn a_refresh_is_one_trace_from_request_to_store() {
     serve.env = &env;
     let node = start(serve);
     let http = reqwest::Client::new();
-    let app = node
-        .admin_post_ok(
-            "/api/0/sentry-apps/",
-            json!({"name": "Traced", "scopes": ["project:read"]}),
-        )
-        .await;
-    let inst = node
-        .admin_post_ok(
-            "/api/0/organizations/acme/sentry-app-installations/",
-            json!({"slug": "traced"}),
-        )
-        .await;
-    let url = format!(
-        "{}/api/0/sentry-app-installations/{}/authorizations/",
-        node.base,
-        inst["uuid"].as_str().unwrap()
-    );
-    let t: Value = http
-        .post(&url)
-        .json(
-            &json!({"grant_type": "authorization_code", "client_id": app["clientId"],
-            "client_secret": app["clientSecret"], "code": inst["code"]}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let app = node.create_app("Traced").await;
+    let (url, t) = node.install_and_exchange(&app, "acme").await;
     let res = http
         .post(&url)
         .header("x-request-id", "otlp-refresh-1")

@@ -71,45 +71,15 @@ async fn a_real_prometheus_scrapes_the_exchange_counters() {
     let http = reqwest::Client::new();
 
     // Two grant exchanges, three refreshes, one replay, one bad secret.
-    let app = node
-        .admin_post_ok(
-            "/api/0/sentry-apps/",
-            json!({"name": "Scraped", "scopes": ["project:read"]}),
-        )
-        .await;
-    let token = |inst: &str| {
-        format!(
-            "{}/api/0/sentry-app-installations/{inst}/authorizations/",
-            node.base
-        )
-    };
-    let mut last = None;
-    for org in ["a", "b"] {
-        let inst = node
-            .admin_post_ok(
-                &format!("/api/0/organizations/{org}/sentry-app-installations/"),
-                json!({"slug": "scraped"}),
-            )
-            .await;
-        let uuid = inst["uuid"].as_str().unwrap().to_owned();
-        let res = http
-            .post(token(&uuid))
-            .json(
-                &json!({"grant_type": "authorization_code", "client_id": app["clientId"],
-                "client_secret": app["clientSecret"], "code": inst["code"]}),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201);
-        let t: Value = res.json().await.unwrap();
-        last = Some((uuid, t["refreshToken"].as_str().unwrap().to_owned()));
-    }
-    let (uuid, mut refresh) = last.unwrap();
+    let app = node.create_app("Scraped").await;
+    node.install_and_exchange(&app, "a").await;
+    let (url, first) = node.install_and_exchange(&app, "b").await;
+    let uuid = url.split('/').rev().nth(2).unwrap().to_owned();
+    let mut refresh = first["refreshToken"].as_str().unwrap().to_owned();
     let mut previous = String::new();
     for _ in 0..3 {
         let t: Value = http
-            .post(token(&uuid))
+            .post(&url)
             .json(
                 &json!({"grant_type": "refresh_token", "client_id": app["clientId"],
                 "client_secret": app["clientSecret"], "refresh_token": refresh}),
@@ -124,7 +94,7 @@ async fn a_real_prometheus_scrapes_the_exchange_counters() {
     }
     // The last refresh presented again within the grace window: a replay.
     let res = http
-        .post(token(&uuid))
+        .post(&url)
         .json(
             &json!({"grant_type": "refresh_token", "client_id": app["clientId"],
             "client_secret": app["clientSecret"], "refresh_token": previous}),
@@ -134,7 +104,7 @@ async fn a_real_prometheus_scrapes_the_exchange_counters() {
         .unwrap();
     assert_eq!(res.status(), 201);
     let res = http
-        .post(token(&uuid))
+        .post(&url)
         .json(
             &json!({"grant_type": "refresh_token", "client_id": app["clientId"],
             "client_secret": "wrong", "refresh_token": refresh}),

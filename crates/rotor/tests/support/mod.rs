@@ -145,6 +145,46 @@ impl Node {
         (status, res.json().await.unwrap_or(serde_json::Value::Null))
     }
 
+    /// Creates an app named `name` with the `project:read` scope; answers
+    /// its JSON (with `slug`, `clientId`, `clientSecret`).
+    pub async fn create_app(&self, name: &str) -> serde_json::Value {
+        self.admin_post_ok(
+            "/api/0/sentry-apps/",
+            serde_json::json!({"name": name, "scopes": ["project:read"]}),
+        )
+        .await
+    }
+
+    /// Installs `app` into `org` and exchanges its grant code; answers the
+    /// installation's authorizations URL and the first token pair.
+    pub async fn install_and_exchange(
+        &self,
+        app: &serde_json::Value,
+        org: &str,
+    ) -> (String, serde_json::Value) {
+        let inst = self
+            .admin_post_ok(
+                &format!("/api/0/organizations/{org}/sentry-app-installations/"),
+                serde_json::json!({"slug": app["slug"]}),
+            )
+            .await;
+        let url = format!(
+            "{}/api/0/sentry-app-installations/{}/authorizations/",
+            self.base,
+            inst["uuid"].as_str().unwrap()
+        );
+        let res = reqwest::Client::new()
+            .post(&url)
+            .json(&serde_json::json!({"grant_type": "authorization_code",
+                "client_id": app["clientId"], "client_secret": app["clientSecret"],
+                "code": inst["code"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201, "the code exchange");
+        (url, res.json().await.unwrap())
+    }
+
     /// [`Node::admin_post`] that must succeed; answers the body.
     pub async fn admin_post_ok(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
         let (status, out) = self.admin_post(path, body).await;
