@@ -39,6 +39,9 @@ pub enum IdentityStatus {
 }
 
 impl IdentityStatus {
+    /// Every status.
+    pub const ALL: [IdentityStatus; 2] = [IdentityStatus::Active, IdentityStatus::Invalid];
+
     /// Wire and storage name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -49,11 +52,7 @@ impl IdentityStatus {
 
     /// Parses the wire and storage name.
     pub fn parse(s: &str) -> Option<IdentityStatus> {
-        match s {
-            "active" => Some(IdentityStatus::Active),
-            "invalid" => Some(IdentityStatus::Invalid),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
     }
 }
 

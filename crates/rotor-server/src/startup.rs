@@ -257,7 +257,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<App
             .as_ref()
             .map(|u| u.trim_end_matches('/').to_owned()),
         deadlines: config.deadlines,
-        trusted_proxies: config.trusted_proxies.clone(),
+        trusted_proxies: Arc::new(config.trusted_proxies.clone()),
     })
 }
 

@@ -163,7 +163,10 @@ pub fn exchange_outcome(result: Result<&Issued, &ServiceError>) -> &'static str 
 
 /// Counts one token exchange; a refused one is also logged with its
 /// reason, the client id, the installation and the client IP (the request
-/// span adds the request id). Never a secret.
+/// span adds the request id). Never a secret. Refused credentials are
+/// already logged where they are checked (`Service::authenticate_from`),
+/// and a throttled client once per window, so those are only counted here:
+/// a flood of bad secrets must not become a flood of log lines.
 pub fn record_exchange(
     grant: &'static str,
     result: Result<&Issued, &ServiceError>,
@@ -174,6 +177,9 @@ pub fn record_exchange(
     let outcome = exchange_outcome(result);
     metrics::counter!("rotor_token_exchanges_total", "grant" => grant, "outcome" => outcome)
         .increment(1);
+    if outcome == "invalid_client" || outcome == "throttled" {
+        return;
+    }
     if let Err(e) = result {
         let installation = installation.map(str::to_owned).unwrap_or_default();
         let client_id = client_id.unwrap_or("");
@@ -233,7 +239,8 @@ async fn read_gauges(state: &AppState) {
         tracing::warn!("metrics: could not read the identity and webhook counts");
         return;
     };
-    let mut identities = [("active", 0u64), ("invalid", 0u64)];
+    // Every status is set, so one that no identity has any more reads 0.
+    let mut identities = rotor_core::IdentityStatus::ALL.map(|s| (s.as_str(), 0u64));
     let mut backlog = 0u64;
     for (what, status, n) in counts {
         match what.as_str() {

@@ -260,9 +260,7 @@ async fn main() -> anyhow::Result<()> {
             limit,
             before,
         } => {
-            if !(1..=1000).contains(&limit) {
-                anyhow::bail!("--limit must be 1 to 1000");
-            }
+            check_limit(limit)?;
             let installation_id = installation
                 .map(|i| parse_uuid("--installation", &i))
                 .transpose()?;
@@ -322,12 +320,7 @@ async fn main() -> anyhow::Result<()> {
                     refresh_grace_seconds,
                     reuse_policy,
                 } => {
-                    let reuse_policy = reuse_policy
-                        .map(|p| {
-                            ReusePolicy::parse(&p)
-                                .context("--reuse-policy must be revoke_family or reject")
-                        })
-                        .transpose()?;
+                    let reuse_policy = reuse_policy_arg(reuse_policy)?;
                     let created = svc
                         .create_app(NewApp {
                             name,
@@ -373,13 +366,7 @@ async fn main() -> anyhow::Result<()> {
                                 verify_install,
                                 access_token_ttl_seconds,
                                 refresh_grace_seconds,
-                                reuse_policy: reuse_policy
-                                    .map(|p| {
-                                        ReusePolicy::parse(&p).context(
-                                            "--reuse-policy must be revoke_family or reject",
-                                        )
-                                    })
-                                    .transpose()?,
+                                reuse_policy: reuse_policy_arg(reuse_policy)?,
                             },
                         )
                         .await?;
@@ -431,9 +418,7 @@ async fn main() -> anyhow::Result<()> {
                     limit,
                     cursor,
                 } => {
-                    if !(1..=1000).contains(&limit) {
-                        anyhow::bail!("--limit must be 1 to 1000");
-                    }
+                    check_limit(limit)?;
                     let app_id = match app {
                         Some(slug) => Some(svc.app(&slug).await?.id),
                         None => None,
@@ -564,6 +549,20 @@ async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> {
     background.stop().await;
     state.service.store.close().await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// `--reuse-policy`, checked.
+fn reuse_policy_arg(p: Option<String>) -> anyhow::Result<Option<ReusePolicy>> {
+    p.map(|p| ReusePolicy::parse(&p).context("--reuse-policy must be revoke_family or reject"))
+        .transpose()
+}
+
+/// `--limit` of a list command: 1 to 1000, as the API's.
+fn check_limit(limit: u32) -> anyhow::Result<()> {
+    if !(1..=1000).contains(&limit) {
+        anyhow::bail!("--limit must be 1 to 1000");
+    }
     Ok(())
 }
 

@@ -53,7 +53,7 @@ impl Serialize for Redacted {
 
 impl<'de> Deserialize<'de> for Redacted {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        lenient_string(d).map(Self)
+        Lenient::deserialize(d).map(|l| Self(l.0))
     }
 }
 
@@ -94,9 +94,18 @@ fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     d.deserialize_any(V)
 }
 
+/// A string read by [`lenient_string`], for `Option` settings.
+struct Lenient(String);
+
+impl<'de> Deserialize<'de> for Lenient {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        lenient_string(d).map(Self)
+    }
+}
+
 /// An optional string setting, read as leniently.
 fn lenient_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(Option::<Redacted>::deserialize(d)?.map(|r| r.0))
+    Ok(Option::<Lenient>::deserialize(d)?.map(|l| l.0))
 }
 
 /// SQLite's `synchronous` level.

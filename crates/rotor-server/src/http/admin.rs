@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use super::extract::{Admin, IdPath, JsonObject};
-use super::paging::{self, limit_param, PageQuery};
+use super::paging::{self, limit_param, PageQuery, Paged};
 use super::{both, wire, AppState, NO_STORE};
 use crate::service::{AppPatch, NewApp};
 use crate::webhooks::payload::Actor;
@@ -143,17 +143,17 @@ async fn create_app(
     Ok((StatusCode::CREATED, NO_STORE, Json(out)))
 }
 
-/// A query of only `cursor` and `limit`.
+/// A list's query of only `cursor` and `per_page` (or `limit`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+pub(super) struct ListQuery {
     cursor: Option<String>,
     per_page: Option<String>,
     limit: Option<String>,
 }
 
 impl ListQuery {
-    fn page(self) -> PageQuery {
+    pub(super) fn page(self) -> PageQuery {
         PageQuery::new(self.cursor, self.per_page, self.limit)
     }
 }
@@ -164,12 +164,6 @@ pub(super) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiErro
     q.map(|Query(q)| q)
         .map_err(|e| ApiError::BadRequest(format!("Invalid query: {}", e.body_text())))
 }
-
-/// A paged JSON list with its `Link` header.
-type Paged = (
-    [(axum::http::HeaderName, axum::http::HeaderValue); 1],
-    Json<Value>,
-);
 
 async fn list_apps(
     _: Admin,

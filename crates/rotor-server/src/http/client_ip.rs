@@ -11,6 +11,8 @@ use axum::extract::ConnectInfo;
 use axum::http::request::Parts;
 use ipnet::IpNet;
 
+use crate::webhooks::guard::{canonical, parse_networks};
+
 /// The proxies whose forwarding headers are believed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrustedProxies(Vec<IpNet>);
@@ -18,22 +20,11 @@ pub struct TrustedProxies(Vec<IpNet>);
 impl TrustedProxies {
     /// Parses a comma-separated CIDR list; a bare address is a /32 or /128.
     pub fn parse(list: &str) -> Result<Self, String> {
-        let mut nets = Vec::new();
-        for raw in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let net = raw
-                .parse::<IpNet>()
-                .or_else(|_| raw.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| format!("{raw:?} is not a CIDR network (e.g. 10.0.0.0/8)"))?;
-            nets.push(net);
-        }
-        Ok(Self(nets))
+        parse_networks(list).map(Self)
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
+        let ip = canonical(ip);
         self.0.iter().any(|n| n.contains(&ip))
     }
 

@@ -187,19 +187,14 @@ pub struct ClientIp(pub Option<String>);
 
 impl<S> FromRequestParts<S> for ClientIp
 where
-    AppState: FromRef<S>,
+    std::sync::Arc<super::client_ip::TrustedProxies>: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let state = AppState::from_ref(state);
-        Ok(ClientIp(
-            state
-                .trusted_proxies
-                .client_ip(parts)
-                .map(|ip| ip.to_string()),
-        ))
+        let proxies = std::sync::Arc::<super::client_ip::TrustedProxies>::from_ref(state);
+        Ok(ClientIp(proxies.client_ip(parts).map(|ip| ip.to_string())))
     }
 }
 

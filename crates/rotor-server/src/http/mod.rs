@@ -39,7 +39,15 @@ pub struct AppState {
     /// Deadlines of one request: reading its body, and the whole request.
     pub deadlines: Deadlines,
     /// Proxies whose forwarding headers name the client.
-    pub trusted_proxies: client_ip::TrustedProxies,
+    pub trusted_proxies: Arc<client_ip::TrustedProxies>,
+}
+
+/// What the client-IP extractor takes from the state: one `Arc`, not a
+/// clone of the whole state on every request.
+impl axum::extract::FromRef<AppState> for Arc<client_ip::TrustedProxies> {
+    fn from_ref(state: &AppState) -> Self {
+        state.trusted_proxies.clone()
+    }
 }
 
 /// How long one request may take.

@@ -342,13 +342,13 @@ async fn token(
         "refresh_token"
     };
     let client_id = match &auth {
-        ClientAuth::Secret { client_id, .. } => Some(client_id.clone()),
+        ClientAuth::Secret { client_id, .. } => Some(client_id.as_str()),
         ClientAuth::Jwt { .. } => None,
     };
     let app = match svc.authenticate_from(&auth, ip, None).await {
         Ok(app) => app,
         Err(e) => {
-            crate::telemetry::record_exchange(grant, Err(&e), client_id.as_deref(), None, ip);
+            crate::telemetry::record_exchange(grant, Err(&e), client_id, None, ip);
             return Err(OAuthError::from_service(e, basic));
         }
     };
@@ -371,7 +371,7 @@ async fn token(
         }
         svc.refresh(&app, None, refresh_token, ip).await
     };
-    crate::telemetry::record_exchange(grant, issued.as_ref(), client_id.as_deref(), None, ip);
+    crate::telemetry::record_exchange(grant, issued.as_ref(), client_id, None, ip);
     let issued = issued.map_err(|e| OAuthError::from_service(e, basic))?;
     Ok(token_answer(&st, &issued))
 }

@@ -17,6 +17,12 @@ use serde::Deserialize;
 
 use super::error::ApiError;
 
+/// A page of a JSON list with its `Link` header.
+pub type Paged = (
+    [(HeaderName, HeaderValue); 1],
+    axum::Json<serde_json::Value>,
+);
+
 /// `cursor` and `per_page` (Sentry's name; `limit` is an alias), shared by
 /// every list's query.
 #[derive(Debug, Deserialize, Default)]

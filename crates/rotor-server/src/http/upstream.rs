@@ -10,9 +10,10 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::admin::{query, ListQuery};
 use super::error::ApiError;
 use super::extract::{Admin, IdPath, JsonObject};
-use super::paging::{self, PageQuery};
+use super::paging::{self, PageQuery, Paged};
 use super::{both, wire, AppState};
 use rotor_core::{IdentityStatus, Secret};
 use uuid::Uuid;
@@ -75,22 +76,13 @@ async fn create_provider(
     Ok((StatusCode::CREATED, Json(wire::provider(&p))))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ProvidersQuery {
-    cursor: Option<String>,
-    per_page: Option<String>,
-    limit: Option<String>,
-}
-
 async fn list_providers(
     _: Admin,
     State(st): State<AppState>,
     uri: Uri,
-    q: Result<Query<ProvidersQuery>, QueryRejection>,
+    q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Paged, ApiError> {
-    let q = super::admin::query(q)?;
-    let page = PageQuery::new(q.cursor, q.per_page, q.limit);
+    let page = query(q)?.page();
     let limit = page.limit()?;
     let list = st.service.list_providers().await?;
     let (list, next) = paging::page_sorted(list, page.cursor.as_deref(), limit, |p| p.key.clone());
@@ -99,12 +91,6 @@ async fn list_providers(
         Json(Value::Array(list.iter().map(wire::provider).collect())),
     ))
 }
-
-/// A paged JSON list with its `Link` header.
-type Paged = (
-    [(axum::http::HeaderName, axum::http::HeaderValue); 1],
-    Json<Value>,
-);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -178,7 +164,7 @@ async fn list_identities(
     uri: Uri,
     q: Result<Query<IdentitiesQuery>, QueryRejection>,
 ) -> Result<Paged, ApiError> {
-    let q = super::admin::query(q)?;
+    let q = query(q)?;
     let status = q
         .status
         .as_deref()

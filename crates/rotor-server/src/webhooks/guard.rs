@@ -28,15 +28,7 @@ impl AddressPolicy {
     /// Parses a comma-separated CIDR list (`ROTOR_WEBHOOK_ALLOWED_NETWORKS`);
     /// a bare address is a /32 or /128.
     pub fn parse(list: &str) -> Result<Self, String> {
-        let mut allowed = Vec::new();
-        for raw in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let net = raw
-                .parse::<IpNet>()
-                .or_else(|_| raw.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| format!("{raw:?} is not a CIDR network (e.g. 10.0.0.0/8)"))?;
-            allowed.push(net);
-        }
-        Ok(Self { allowed })
+        parse_networks(list).map(|allowed| Self { allowed })
     }
 
     /// `Ok` when a delivery may connect to `ip`; otherwise why not.
@@ -55,8 +47,22 @@ impl AddressPolicy {
     }
 }
 
+/// Parses a comma-separated CIDR list; a bare address is a /32 or /128.
+/// (`ROTOR_WEBHOOK_ALLOWED_NETWORKS`, `ROTOR_TRUSTED_PROXIES`.)
+pub fn parse_networks(list: &str) -> Result<Vec<IpNet>, String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|raw| {
+            raw.parse::<IpNet>()
+                .or_else(|_| raw.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("{raw:?} is not a CIDR network (e.g. 10.0.0.0/8)"))
+        })
+        .collect()
+}
+
 /// An IPv4-mapped or -compatible IPv6 address is the IPv4 address it maps.
-fn canonical(ip: IpAddr) -> IpAddr {
+pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,

@@ -146,6 +146,15 @@ http_tests! {
             let (status, body) = app.admin_get(bad).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
         }
+        // The status filter is applied, not ignored: one active identity.
+        let (status, _) = app.admin_post("/api/0/upstream/providers/",
+            json!({"key": "g", "kind": "google", "config": {"clientId": "c", "clientSecret": "s"}})).await;
+        assert_eq!(status, StatusCode::CREATED);
+        let (status, _) = app.admin_post("/api/0/upstream/identities/",
+            json!({"provider": "g", "externalId": "x", "refreshToken": "r"})).await;
+        assert_eq!(status, StatusCode::CREATED);
+        let (status, _, body) = get_paged(&app, "/api/0/upstream/identities/?status=active").await;
+        assert_eq!((status, body.as_array().unwrap().len()), (StatusCode::OK, 1));
         let (status, _, body) = get_paged(&app, "/api/0/upstream/identities/?status=invalid").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body, json!([]));
@@ -161,6 +170,32 @@ http_tests! {
         assert_eq!(app.admin_get(&format!("/api/0/sentry-app-installations/{unknown}/")).await.0, StatusCode::NOT_FOUND);
         let (status, _) = app.admin_get("/api/0/upstream/identities/nope/").await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+
+    async fn the_client_ip_comes_from_forwarding_headers_only_behind_a_trusted_proxy() {
+        // The audit record of an exchange carries the client IP.
+        async fn audited_ip(app: &TestApp) -> String {
+            let i = app.installed("Proxied", "acme").await;
+            let res = app
+                .http
+                .post(app.url(&format!("/api/0/sentry-app-installations/{}/authorizations/", i.uuid)))
+                .header("x-forwarded-for", "198.51.100.9, 203.0.113.7")
+                .json(&json!({"client_id": i.client_id, "client_secret": i.client_secret,
+                    "grant_type": "authorization_code", "code": i.code}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::CREATED);
+            let (_, events) = app.admin_get("/api/0/events/?type=token_exchange_audit").await;
+            events[0]["ip"].as_str().unwrap().to_owned()
+        }
+        let untrusting = spawn_app().await;
+        assert_eq!(audited_ip(&untrusting).await, "127.0.0.1", "headers from an untrusted peer are ignored");
+        let behind_proxy = spawn_with(fresh().await, |c| {
+            c.trusted_proxies = rotor_server::http::client_ip::TrustedProxies::parse("127.0.0.0/8").unwrap();
+        })
+        .await;
+        assert_eq!(audited_ip(&behind_proxy).await, "203.0.113.7", "the nearest untrusted hop");
     }
 
     async fn the_operator_revokes_a_token_family() {
