@@ -54,3 +54,9 @@ if [ "$#" -eq 0 ] && [ "${skipped:-0}" -ne 0 ]; then
   echo "error: $skipped test(s) were skipped; the whole suite must run (PostgreSQL included)" >&2
   exit 1
 fi
+
+# Schemathesis against a live Rotor on every operation of its OpenAPI
+# document (no 5xx; every answer matches the document). Only on a whole run.
+if [ "$#" -eq 0 ]; then
+  scripts/schemathesis.sh
+fi

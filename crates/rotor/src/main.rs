@@ -17,7 +17,6 @@ use rotor_core::{ReusePolicy, Secret};
 use rotor_server::http::wire;
 use rotor_server::service::NewApp;
 use rotor_server::startup::{self, Config};
-use serde_json::json;
 use settings::Settings;
 
 #[derive(Parser, Debug)]
@@ -82,6 +81,9 @@ enum Command {
     /// Issued tokens.
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Print the HTTP API's OpenAPI 3.1 document (as served at
+    /// /api/openapi.json and kept in docs/openapi.json).
+    Openapi,
     /// Copy the live SQLite database to FILE (one consistent snapshot, while
     /// Rotor serves). PostgreSQL: use pg_dump (the README says how).
     Backup {
@@ -236,7 +238,7 @@ enum InstallsCommand {
 }
 
 /// Prints a JSON answer for the operator.
-pub(crate) fn print(v: &serde_json::Value) {
+pub(crate) fn print<T: serde::Serialize>(v: &T) {
     output::print(v);
 }
 
@@ -253,6 +255,10 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(ref args) => serve(settings, args).await,
         Command::Backup { ref file } => backup(&config()?, file),
+        Command::Openapi => {
+            print!("{}", rotor_server::http::openapi::document_json());
+            Ok(())
+        }
         Command::Events {
             installation,
             identity,
@@ -275,7 +281,7 @@ async fn main() -> anyhow::Result<()> {
                     before,
                 })
                 .await?;
-            print(&json!(events.iter().map(wire::event).collect::<Vec<_>>()));
+            print(&events.iter().map(wire::Event::from).collect::<Vec<_>>());
             Ok(())
         }
         Command::Tokens(TokensCommand::Revoke { token }) => {
@@ -333,15 +339,16 @@ async fn main() -> anyhow::Result<()> {
                             reuse_policy,
                         })
                         .await?;
-                    let mut out = wire::app(&created.app);
-                    out["clientSecret"] = json!(created.client_secret.expose());
-                    print(&out);
+                    print(&wire::CreatedApp {
+                        app: (&created.app).into(),
+                        client_secret: created.client_secret.expose().into(),
+                    });
                 }
                 AppsCommand::List => {
                     let apps = svc.list_apps().await?;
-                    print(&json!(apps.iter().map(wire::app).collect::<Vec<_>>()));
+                    print(&apps.iter().map(wire::App::from).collect::<Vec<_>>());
                 }
-                AppsCommand::Show { slug } => print(&wire::app(&svc.app(&slug).await?)),
+                AppsCommand::Show { slug } => print(&wire::App::from(&svc.app(&slug).await?)),
                 AppsCommand::Update {
                     slug,
                     name,
@@ -370,11 +377,13 @@ async fn main() -> anyhow::Result<()> {
                             },
                         )
                         .await?;
-                    print(&wire::app(&app));
+                    print(&wire::App::from(&app));
                 }
                 AppsCommand::RotateSecret { slug } => {
                     let secret = svc.rotate_secret(&slug).await?;
-                    print(&json!({ "clientSecret": secret.expose() }));
+                    print(&wire::ClientSecret {
+                        client_secret: secret.expose().into(),
+                    });
                 }
                 AppsCommand::Delete { slug, force } => {
                     let uninstalled = svc.delete_app(&slug, force).await?;
@@ -394,12 +403,11 @@ async fn main() -> anyhow::Result<()> {
             match cmd {
                 InstallsCommand::Create { org, app } => {
                     let created = svc.create_installation(&org, &app, None).await?;
-                    let mut out = wire::installation(&created.installation);
-                    out["code"] = json!(created.code.expose());
-                    if let Some(to) = created.redirect_to {
-                        out["redirectTo"] = json!(to);
-                    }
-                    print(&out);
+                    print(&wire::CreatedInstallation {
+                        installation: (&created.installation).into(),
+                        code: created.code.expose().into(),
+                        redirect_to: created.redirect_to,
+                    });
                 }
                 InstallsCommand::Delete { uuid } => {
                     let id = parse_uuid("installation", &uuid)?;
@@ -408,7 +416,7 @@ async fn main() -> anyhow::Result<()> {
                 }
                 InstallsCommand::Show { uuid } => {
                     let id = parse_uuid("installation", &uuid)?;
-                    print(&wire::installation(
+                    print(&wire::Installation::from(
                         &svc.installation(&id.to_string()).await?,
                     ));
                 }
@@ -448,10 +456,12 @@ async fn main() -> anyhow::Result<()> {
                             );
                         }
                     }
-                    print(&json!(list
-                        .iter()
-                        .map(wire::installation)
-                        .collect::<Vec<_>>()));
+                    print(
+                        &list
+                            .iter()
+                            .map(wire::Installation::from)
+                            .collect::<Vec<_>>(),
+                    );
                 }
             }
             Ok(())

@@ -137,11 +137,11 @@ pub async fn upstream(svc: &Service, cmd: UpstreamCommand) -> anyhow::Result<()>
             let config: Value =
                 serde_json::from_str(&text).context("--provider-config is not JSON")?;
             let p = svc.create_provider(&key, &kind, &config).await?;
-            print(&wire::provider(&p));
+            print(&wire::Provider::from(&p));
         }
         UpstreamCommand::Providers(ProvidersCommand::List) => {
             let list = svc.list_providers().await?;
-            print(&json!(list.iter().map(wire::provider).collect::<Vec<_>>()));
+            print(&list.iter().map(wire::Provider::from).collect::<Vec<_>>());
         }
         UpstreamCommand::Identities(IdentitiesCommand::Add {
             provider,
@@ -161,7 +161,7 @@ pub async fn upstream(svc: &Service, cmd: UpstreamCommand) -> anyhow::Result<()>
                     installation_id,
                 })
                 .await?;
-            print(&wire::identity(&i));
+            print(&wire::Identity::from(&i));
         }
         UpstreamCommand::Identities(IdentitiesCommand::List { status }) => {
             let status = status
@@ -172,7 +172,7 @@ pub async fn upstream(svc: &Service, cmd: UpstreamCommand) -> anyhow::Result<()>
                 .transpose()?;
             let mut list = svc.list_identities(100_000).await?;
             list.retain(|i| status.is_none_or(|s| i.status == s));
-            print(&json!(list.iter().map(wire::identity).collect::<Vec<_>>()));
+            print(&list.iter().map(wire::Identity::from).collect::<Vec<_>>());
         }
         UpstreamCommand::Identities(IdentitiesCommand::Patch {
             id,
@@ -192,7 +192,7 @@ pub async fn upstream(svc: &Service, cmd: UpstreamCommand) -> anyhow::Result<()>
                     },
                 )
                 .await?;
-            print(&wire::identity(&i));
+            print(&wire::Identity::from(&i));
         }
         UpstreamCommand::Identities(IdentitiesCommand::Delete { id }) => {
             svc.delete_identity(&id).await?;
@@ -209,13 +209,13 @@ pub async fn upstream(svc: &Service, cmd: UpstreamCommand) -> anyhow::Result<()>
                     false,
                 )
                 .await?;
-            print(&wire::upstream_token(&t));
+            print(&wire::UpstreamToken::from(&t));
         }
         UpstreamCommand::Identities(IdentitiesCommand::Refresh { id }) => {
             let t = svc
                 .upstream_token(&id, chrono::Duration::zero(), true)
                 .await?;
-            print(&wire::upstream_token(&t));
+            print(&wire::UpstreamToken::from(&t));
         }
     }
     Ok(())

@@ -23,8 +23,10 @@ pub fn set(o: Output) {
     let _ = FORMAT.set(o);
 }
 
-/// Prints an answer in the chosen format.
-pub fn print(v: &Value) {
+/// Prints an answer (a wire struct, or a list of them) in the chosen format.
+pub fn print<T: serde::Serialize>(v: &T) {
+    let v = serde_json::to_value(v).unwrap_or(Value::Null);
+    let v = &v;
     match FORMAT.get().copied().unwrap_or_default() {
         Output::Json => println!("{}", serde_json::to_string_pretty(v).unwrap_or_default()),
         Output::Table => print!("{}", table(v)),

@@ -9,7 +9,8 @@ use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
 use rotor_core::{DeliveryStatus, EventFilter, InstallationFilter, ReusePolicy};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::error::ApiError;
@@ -20,10 +21,10 @@ use crate::service::{AppPatch, NewApp};
 use crate::webhooks::payload::Actor;
 
 /// `(status, no-store headers, JSON)`: an answer that carries a secret.
-type SecretAnswer = (
+pub(super) type SecretAnswer<T> = (
     StatusCode,
     [(axum::http::HeaderName, &'static str); 2],
-    Json<Value>,
+    Json<T>,
 );
 
 pub(super) fn routes(r: Router<AppState>) -> Router<AppState> {
@@ -62,25 +63,32 @@ pub(super) fn routes(r: Router<AppState>) -> Router<AppState> {
     both(r, "/api/0/events/", get(list_events))
 }
 
-#[derive(Deserialize)]
+/// The operator's revocation of a token's family.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RevokeBody {
+pub struct RevokeBody {
+    /// Any access or refresh token of the family.
     token: String,
 }
 
-/// The operator revokes the family of any access or refresh token: every
-/// pair descended from the same grant stops working at once.
-async fn revoke_token(
+/// Revoke a token's family (operator)
+///
+/// Every pair descended from the same grant as the token stops working at
+/// once. `revoked` is `false` when the token was unknown or already dead.
+#[utoipa::path(post, path = "/api/0/tokens/revoke/", tag = "admin",
+    request_body = RevokeBody,
+    responses((status = 200, body = wire::Revoked)))]
+pub(super) async fn revoke_token(
     _: Admin,
     State(st): State<AppState>,
     body: Result<JsonObject, ApiError>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Revoked>, ApiError> {
     let body = body?;
     body.required_str("token")
         .map_err(|f| ApiError::MissingFields(vec![f]))?;
     let b: RevokeBody = body.into_typed()?;
     let revoked = st.service.revoke_as_operator(&b.token).await?;
-    Ok(Json(json!({ "revoked": revoked })))
+    Ok(Json(wire::Revoked { revoked }))
 }
 
 /// GET and DELETE of one installation (PUT is the app's, in `sentry`).
@@ -88,18 +96,31 @@ pub(super) fn installation_routes() -> MethodRouter<AppState> {
     get(show_installation).delete(delete_installation)
 }
 
-#[derive(Deserialize)]
+/// An app's settings: all of them to create one (`name` and `scopes`
+/// required), any of them to change one (a `null` URL removes it).
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct AppBody {
+pub struct AppBody {
+    /// Display name (1 to 64 characters); its slug is derived from it.
     name: Option<String>,
+    /// Scopes every token of the app carries (from the server's scope list).
     scopes: Option<Vec<String>>,
+    /// Where webhooks go (`https`, or `http` to an allowed network).
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     webhook_url: Option<Option<String>>,
+    /// Where an installation's browser is sent with its code.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     redirect_url: Option<Option<String>>,
+    /// Installations wait for the app to verify them.
     verify_install: Option<bool>,
+    /// Access-token lifetime (default 28800).
     access_token_ttl_seconds: Option<i64>,
+    /// Grace window of a retired refresh token (default 60).
     refresh_grace_seconds: Option<i64>,
+    /// `revoke_family` (default) or `reject`.
+    #[schema(value_type = Option<wire::ReusePolicy>)]
     reuse_policy: Option<String>,
 }
 
@@ -117,11 +138,17 @@ fn policy(p: Option<String>) -> Result<Option<ReusePolicy>, ApiError> {
     .transpose()
 }
 
-async fn create_app(
+/// Create an app
+///
+/// Answers the app with its client secret, shown this once.
+#[utoipa::path(post, path = "/api/0/sentry-apps/", tag = "apps",
+    request_body = AppBody,
+    responses((status = 201, body = wire::CreatedApp), (status = 409, body = wire::ApiErrorBody)))]
+pub(super) async fn create_app(
     _: Admin,
     State(st): State<AppState>,
     body: Result<JsonObject, ApiError>,
-) -> Result<SecretAnswer, ApiError> {
+) -> Result<SecretAnswer<wire::CreatedApp>, ApiError> {
     let body = body?;
     body.require_present(&["name", "scopes"])?;
     let b: AppBody = body.into_typed()?;
@@ -138,17 +165,25 @@ async fn create_app(
             reuse_policy: policy(b.reuse_policy)?,
         })
         .await?;
-    let mut out = wire::app(&created.app);
-    out["clientSecret"] = json!(created.client_secret.expose());
+    let out = wire::CreatedApp {
+        app: (&created.app).into(),
+        client_secret: created.client_secret.expose().into(),
+    };
     Ok((StatusCode::CREATED, NO_STORE, Json(out)))
 }
 
 /// A list's query of only `cursor` and `per_page` (or `limit`).
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
+    /// Where the page starts: the `cursor` of the previous page's `Link`.
     cursor: Option<String>,
+    /// Items per page, 1 to 1000 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     per_page: Option<String>,
+    /// An alias of `per_page`.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
 }
 
@@ -165,29 +200,45 @@ pub(super) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiErro
         .map_err(|e| ApiError::BadRequest(format!("Invalid query: {}", e.body_text())))
 }
 
-async fn list_apps(
+/// List apps
+///
+/// Ordered by slug, a page at a time (`Link` names the next).
+#[utoipa::path(get, path = "/api/0/sentry-apps/", tag = "apps", params(ListQuery),
+    responses((status = 200, body = Vec<wire::App>, headers(("Link" = String, description = "The next page")))))]
+pub(super) async fn list_apps(
     _: Admin,
     State(st): State<AppState>,
     uri: Uri,
     q: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Paged, ApiError> {
+) -> Result<Paged<wire::App>, ApiError> {
     let page = query(q)?.page();
     let limit = page.limit()?;
     let apps = st.service.list_apps().await?;
     let (apps, next) = paging::page_sorted(apps, page.cursor.as_deref(), limit, |a| a.slug.clone());
     Ok((
         paging::link(uri.path(), &[], limit, next.as_deref()),
-        Json(Value::Array(apps.iter().map(wire::app).collect())),
+        Json(apps.iter().map(wire::App::from).collect()),
     ))
 }
 
-#[derive(Deserialize)]
+/// The query of an app's deletion.
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct DeleteAppQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct DeleteAppQuery {
+    /// Uninstall every live installation first (default `false`).
+    #[param(value_type = Option<bool>)]
     force: Option<String>,
 }
 
-async fn delete_app(
+/// Delete an app
+///
+/// `409` while it has live installations, unless `force=true`, which
+/// uninstalls them first (their tokens stop at once). Its events stay.
+#[utoipa::path(delete, path = "/api/0/sentry-apps/{slug}/", tag = "apps",
+    params(("slug" = String, Path, description = "The app's slug"), DeleteAppQuery),
+    responses((status = 204), (status = 404, body = wire::ApiErrorBody), (status = 409, body = wire::ApiErrorBody)))]
+pub(super) async fn delete_app(
     _: Admin,
     State(st): State<AppState>,
     Path(slug): Path<String>,
@@ -207,7 +258,7 @@ async fn list_installations_by(
     uri: &Uri,
     page: PageQuery,
     filter: InstallationFilter,
-) -> Result<Paged, ApiError> {
+) -> Result<Paged<wire::Installation>, ApiError> {
     let limit = page.limit()?;
     let before = page
         .cursor
@@ -230,17 +281,23 @@ async fn list_installations_by(
     let (list, next) = paging::cut(list, limit, InstallationFilter::cursor_after);
     Ok((
         paging::link(uri.path(), &[], limit, next.as_deref()),
-        Json(Value::Array(list.iter().map(wire::installation).collect())),
+        Json(list.iter().map(wire::Installation::from).collect()),
     ))
 }
 
-async fn list_org_installations(
+/// List an organization's installations
+///
+/// Live installations, newest first, a page at a time.
+#[utoipa::path(get, path = "/api/0/organizations/{org}/sentry-app-installations/", tag = "installations",
+    params(("org" = String, Path, description = "The organization's slug"), ListQuery),
+    responses((status = 200, body = Vec<wire::Installation>, headers(("Link" = String, description = "The next page")))))]
+pub(super) async fn list_org_installations(
     _: Admin,
     State(st): State<AppState>,
     Path(org): Path<String>,
     uri: Uri,
     q: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Paged, ApiError> {
+) -> Result<Paged<wire::Installation>, ApiError> {
     let page = query(q)?.page();
     let filter = InstallationFilter {
         org_slug: Some(org),
@@ -249,13 +306,20 @@ async fn list_org_installations(
     list_installations_by(&st, &uri, page, filter).await
 }
 
-async fn list_app_installations(
+/// List an app's installations
+///
+/// Live installations, newest first, a page at a time.
+#[utoipa::path(get, path = "/api/0/sentry-apps/{slug}/installations/", tag = "installations",
+    params(("slug" = String, Path, description = "The app's slug"), ListQuery),
+    responses((status = 200, body = Vec<wire::Installation>, headers(("Link" = String, description = "The next page"))),
+        (status = 404, body = wire::ApiErrorBody)))]
+pub(super) async fn list_app_installations(
     _: Admin,
     State(st): State<AppState>,
     Path(slug): Path<String>,
     uri: Uri,
     q: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Paged, ApiError> {
+) -> Result<Paged<wire::Installation>, ApiError> {
     let page = query(q)?.page();
     let app = st.service.app(&slug).await?;
     let filter = InstallationFilter {
@@ -265,20 +329,31 @@ async fn list_app_installations(
     list_installations_by(&st, &uri, page, filter).await
 }
 
-async fn show_app(
+/// Show an app
+#[utoipa::path(get, path = "/api/0/sentry-apps/{slug}/", tag = "apps",
+    params(("slug" = String, Path, description = "The app's slug")),
+    responses((status = 200, body = wire::App), (status = 404, body = wire::ApiErrorBody)))]
+pub(super) async fn show_app(
     _: Admin,
     State(st): State<AppState>,
     Path(slug): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(wire::app(&st.service.app(&slug).await?)))
+) -> Result<Json<wire::App>, ApiError> {
+    Ok(Json((&st.service.app(&slug).await?).into()))
 }
 
-async fn update_app(
+/// Change an app's settings
+///
+/// Only the fields given change; its slug and client id stay.
+#[utoipa::path(patch, path = "/api/0/sentry-apps/{slug}/", tag = "apps",
+    params(("slug" = String, Path, description = "The app's slug")),
+    request_body = AppBody,
+    responses((status = 200, body = wire::App), (status = 404, body = wire::ApiErrorBody)))]
+pub(super) async fn update_app(
     _: Admin,
     State(st): State<AppState>,
     Path(slug): Path<String>,
     body: Result<JsonObject, ApiError>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::App>, ApiError> {
     let b: AppBody = body?.into_typed()?;
     let app = st
         .service
@@ -296,34 +371,48 @@ async fn update_app(
             },
         )
         .await?;
-    Ok(Json(wire::app(&app)))
+    Ok(Json((&app).into()))
 }
 
-async fn rotate_secret(
+/// Rotate an app's client secret
+///
+/// The old secret stops working at once; the new one is shown this once.
+#[utoipa::path(post, path = "/api/0/sentry-apps/{slug}/rotate-secret/", tag = "apps",
+    params(("slug" = String, Path, description = "The app's slug")),
+    responses((status = 200, body = wire::ClientSecret), (status = 404, body = wire::ApiErrorBody)))]
+pub(super) async fn rotate_secret(
     _: Admin,
     State(st): State<AppState>,
     Path(slug): Path<String>,
-) -> Result<SecretAnswer, ApiError> {
+) -> Result<SecretAnswer<wire::ClientSecret>, ApiError> {
     let secret = st.service.rotate_secret(&slug).await?;
     Ok((
         StatusCode::OK,
         NO_STORE,
-        Json(json!({ "clientSecret": secret.expose() })),
+        Json(wire::ClientSecret {
+            client_secret: secret.expose().into(),
+        }),
     ))
 }
 
-#[derive(Deserialize)]
+/// An installation of an app into the organization of the path.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct InstallBody {
+pub struct InstallBody {
+    /// The app's slug.
     slug: String,
+    /// Who installed it (sent to the app in the `installation.created` webhook).
     actor: Option<ActorBody>,
 }
 
 /// Who installed it, as the platform knows them.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ActorBody {
+pub struct ActorBody {
+    /// The user's id: a non-empty string (at most 200 characters) or a number.
+    #[schema(value_type = String)]
     id: Value,
+    /// The user's name, 1 to 200 characters.
     name: String,
 }
 
@@ -349,37 +438,57 @@ impl ActorBody {
     }
 }
 
-async fn create_installation(
+/// Install an app into an organization
+///
+/// Answers the installation with its single-use grant code (10 minutes),
+/// and queues the app's `installation.created` webhook.
+#[utoipa::path(post, path = "/api/0/organizations/{org}/sentry-app-installations/", tag = "installations",
+    params(("org" = String, Path, description = "The organization's slug")),
+    request_body = InstallBody,
+    responses((status = 201, body = wire::CreatedInstallation), (status = 404, body = wire::ApiErrorBody),
+        (status = 409, body = wire::ApiErrorBody)))]
+pub(super) async fn create_installation(
     _: Admin,
     State(st): State<AppState>,
     Path(org): Path<String>,
     body: Result<JsonObject, ApiError>,
-) -> Result<SecretAnswer, ApiError> {
+) -> Result<SecretAnswer<wire::CreatedInstallation>, ApiError> {
     let body = body?;
     body.required_str("slug")
         .map_err(|f| ApiError::MissingFields(vec![f]))?;
     let b: InstallBody = body.into_typed()?;
     let actor = b.actor.map(ActorBody::into_actor).transpose()?;
     let created = st.service.create_installation(&org, &b.slug, actor).await?;
-    let mut out = wire::installation(&created.installation);
-    out["code"] = json!(created.code.expose());
-    if let Some(to) = created.redirect_to {
-        out["redirectTo"] = json!(to);
-    }
+    let out = wire::CreatedInstallation {
+        installation: (&created.installation).into(),
+        code: created.code.expose().into(),
+        redirect_to: created.redirect_to,
+    };
     Ok((StatusCode::CREATED, NO_STORE, Json(out)))
 }
 
-async fn show_installation(
+/// Show an installation (operator)
+#[utoipa::path(get, path = "/api/0/sentry-app-installations/{uuid}/", tag = "installations",
+    params(("uuid" = Uuid, Path, description = "The installation's id")),
+    responses((status = 200, body = wire::Installation), (status = 404, body = wire::ApiErrorBody)))]
+pub(super) async fn show_installation(
     _: Admin,
     State(st): State<AppState>,
     IdPath(id): IdPath,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(wire::installation(
-        &st.service.installation(&id.to_string()).await?,
-    )))
+) -> Result<Json<wire::Installation>, ApiError> {
+    Ok(Json(
+        (&st.service.installation(&id.to_string()).await?).into(),
+    ))
 }
 
-async fn delete_installation(
+/// Uninstall (operator)
+///
+/// Every token of the installation stops at once; the app gets its
+/// `installation.deleted` webhook.
+#[utoipa::path(delete, path = "/api/0/sentry-app-installations/{uuid}/", tag = "installations",
+    params(("uuid" = Uuid, Path, description = "The installation's id")),
+    responses((status = 204), (status = 404, body = wire::ApiErrorBody)))]
+pub(super) async fn delete_installation(
     _: Admin,
     State(st): State<AppState>,
     IdPath(id): IdPath,
@@ -390,24 +499,40 @@ async fn delete_installation(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+/// The filters of the audit log.
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct EventQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct EventQuery {
+    /// Only this installation's events.
+    #[param(value_type = Option<Uuid>)]
     installation: Option<String>,
+    /// Only this upstream identity's events.
     identity: Option<String>,
+    /// Only events of this kind (`token.exchanged`, …).
     #[serde(rename = "type")]
     kind: Option<String>,
+    /// Where the page starts: the `cursor` of the previous page's `Link`.
     cursor: Option<String>,
+    /// Items per page, 1 to 1000 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     per_page: Option<String>,
+    /// An alias of `per_page`.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
 }
 
-async fn list_events(
+/// Read the audit log
+///
+/// Newest first, a page at a time; filters are kept in the `Link`.
+#[utoipa::path(get, path = "/api/0/events/", tag = "admin", params(EventQuery),
+    responses((status = 200, body = Vec<wire::Event>, headers(("Link" = String, description = "The next page")))))]
+pub(super) async fn list_events(
     _: Admin,
     State(st): State<AppState>,
     uri: Uri,
     q: Result<Query<EventQuery>, QueryRejection>,
-) -> Result<Paged, ApiError> {
+) -> Result<Paged<wire::Event>, ApiError> {
     let q = query(q)?;
     let installation_id = q
         .installation
@@ -435,23 +560,35 @@ async fn list_events(
     ];
     Ok((
         paging::link(uri.path(), &keep, limit, next.as_deref()),
-        Json(Value::Array(events.iter().map(wire::event).collect())),
+        Json(events.iter().map(wire::Event::from).collect()),
     ))
 }
 
-#[derive(Deserialize)]
+/// The filters of an app's delivery log.
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct WebhookQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct WebhookQuery {
+    /// Only deliveries in this state.
+    #[param(value_type = Option<wire::DeliveryStatus>)]
     status: Option<String>,
+    /// At most this many, newest first (1 to 1000, default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
 }
 
-async fn webhook_requests(
+/// An app's webhook deliveries
+///
+/// Newest first; never a delivery's body (it may carry a grant code).
+#[utoipa::path(get, path = "/api/0/sentry-apps/{slug}/webhook-requests/", tag = "webhooks",
+    params(("slug" = String, Path, description = "The app's slug"), WebhookQuery),
+    responses((status = 200, body = Vec<wire::Delivery>), (status = 404, body = wire::ApiErrorBody)))]
+pub(super) async fn webhook_requests(
     _: Admin,
     State(st): State<AppState>,
     Path(slug): Path<String>,
     q: Result<Query<WebhookQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<wire::Delivery>>, ApiError> {
     let q = query(q)?;
     let status = q
         .status
@@ -466,21 +603,29 @@ async fn webhook_requests(
         .transpose()?;
     let limit = limit_param(q.limit.as_deref())?;
     let list = st.service.webhook_requests(&slug, status, limit).await?;
-    Ok(Json(Value::Array(
-        list.iter().map(wire::delivery).collect(),
-    )))
+    Ok(Json(list.iter().map(wire::Delivery::from).collect()))
 }
 
-async fn redeliver(
+/// Deliver a webhook again
+///
+/// Queues the delivery again with the same body and a fresh signature.
+#[utoipa::path(post, path = "/api/0/sentry-apps/{slug}/webhook-requests/{id}/redeliver/", tag = "webhooks",
+    params(("slug" = String, Path, description = "The app's slug"),
+        ("id" = Uuid, Path, description = "The delivery's id")),
+    responses((status = 202, body = wire::Redelivery), (status = 404, body = wire::ApiErrorBody)))]
+pub(super) async fn redeliver(
     _: Admin,
     State(st): State<AppState>,
     Path((slug, id)): Path<(String, String)>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<wire::Redelivery>), ApiError> {
     let id =
         Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("Webhook request not found".into()))?;
     st.service.redeliver(&slug, id).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "id": id, "status": "pending" })),
+        Json(wire::Redelivery {
+            id,
+            status: wire::DeliveryStatus::Pending,
+        }),
     ))
 }

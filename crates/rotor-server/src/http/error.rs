@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use rotor_core::CoreError;
 use rotor_store::StoreError;
-use serde_json::json;
 
+use super::wire::ApiErrorBody;
 use crate::service::ServiceError;
 
 /// An error answered to the client.
@@ -84,37 +84,36 @@ impl IntoResponse for ApiError {
             return (
                 status,
                 [(axum::http::header::RETRY_AFTER, secs.to_string())],
-                Json(json!({
-                    "detail": format!("Too many failed authentication attempts; retry in {secs} s")
-                })),
+                Json(ApiErrorBody::detail(format!(
+                    "Too many failed authentication attempts; retry in {secs} s"
+                ))),
             )
                 .into_response();
         }
         let body = match self {
-            ApiError::MissingFields(fields) => {
-                let map: BTreeMap<_, _> = fields
+            ApiError::MissingFields(fields) => ApiErrorBody::fields(
+                fields
                     .into_iter()
-                    .map(|f| (f, vec!["This field is required."]))
-                    .collect();
-                json!(map)
-            }
-            ApiError::FieldErrors(map) => json!(map),
+                    .map(|f| (f.to_owned(), vec!["This field is required.".to_owned()]))
+                    .collect(),
+            ),
+            ApiError::FieldErrors(map) => ApiErrorBody::fields(map),
             ApiError::BadRequest(m)
             | ApiError::Unauthorized(m)
             | ApiError::Forbidden(m)
             | ApiError::NotFound(m)
             | ApiError::Conflict(m)
             | ApiError::UnsupportedMediaType(m)
-            | ApiError::ProviderUnavailable(m) => json!({ "detail": m }),
-            ApiError::MethodNotAllowed => json!({ "detail": "Method not allowed" }),
+            | ApiError::ProviderUnavailable(m) => ApiErrorBody::detail(m),
+            ApiError::MethodNotAllowed => ApiErrorBody::detail("Method not allowed"),
             ApiError::PayloadTooLarge => {
-                json!({ "detail": "Request body is larger than the 64 KiB limit" })
+                ApiErrorBody::detail("Request body is larger than the 64 KiB limit")
             }
             ApiError::Unavailable => {
-                json!({ "detail": "The database is unavailable; try again shortly" })
+                ApiErrorBody::detail("The database is unavailable; try again shortly")
             }
-            ApiError::Internal => json!({ "detail": "Internal error" }),
-            ApiError::TooManyRequests(_) => json!({}),
+            ApiError::Internal => ApiErrorBody::detail("Internal error"),
+            ApiError::TooManyRequests(_) => ApiErrorBody::fields(BTreeMap::new()),
         };
         (status, Json(body)).into_response()
     }
@@ -211,7 +210,7 @@ pub async fn json_errors(res: Response) -> Response {
     } else {
         text
     };
-    let mut out = (status, Json(json!({ "detail": detail }))).into_response();
+    let mut out = (status, Json(ApiErrorBody::detail(detail))).into_response();
     for (name, value) in parts.headers.iter() {
         if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
             out.headers_mut().append(name.clone(), value.clone());

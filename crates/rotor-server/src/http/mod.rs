@@ -10,6 +10,7 @@ pub mod extract;
 mod health;
 pub use health::routes as health_routes;
 mod oauth;
+pub mod openapi;
 pub mod paging;
 mod sentry;
 mod upstream;
@@ -94,6 +95,7 @@ pub fn router(state: AppState) -> Router {
     r = sentry::routes(r);
     r = oauth::routes(r);
     r = upstream::routes(r);
+    r = openapi::routes(r);
     r.fallback(|| async { ApiError::NotFound("Not found".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(

@@ -15,10 +15,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
 use rotor_core::{CoreError, Secret, TokenKind};
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::extract::{has_content_type, read_limited, ClientIp};
-use super::{error::ApiError, AppState};
+use super::{error::ApiError, wire, AppState};
 use crate::service::{ClientAuth, Introspector, Issued, ServiceError};
 
 pub(super) fn routes(r: Router<AppState>) -> Router<AppState> {
@@ -148,7 +149,10 @@ impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let mut res = (
             self.status,
-            Json(json!({ "error": self.error, "error_description": self.description })),
+            Json(wire::OAuthErrorBody {
+                error: self.error.to_owned(),
+                error_description: self.description,
+            }),
         )
             .into_response();
         let h = res.headers_mut();
@@ -296,7 +300,7 @@ fn client_auth(
     }
 }
 
-fn no_store(body: Value) -> Response {
+fn no_store<T: Serialize>(body: T) -> Response {
     let mut res = Json(body).into_response();
     res.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -309,16 +313,68 @@ fn token_answer(st: &AppState, t: &Issued) -> Response {
     let expires_in = (t.record.expires_at - st.service.now())
         .num_seconds()
         .max(0);
-    no_store(json!({
-        "access_token": t.access.expose(),
-        "token_type": "Bearer",
-        "expires_in": expires_in,
-        "refresh_token": t.refresh.expose(),
-        "scope": t.record.scopes.join(" "),
-    }))
+    no_store(wire::OAuthToken {
+        access_token: t.access.expose().into(),
+        expires_in,
+        refresh_token: t.refresh.expose().into(),
+        scope: t.record.scopes.join(" "),
+        token_type: "Bearer".to_owned(),
+    })
 }
 
-async fn token(
+/// The form of `/oauth/token`. The client authenticates with exactly one
+/// of: HTTP Basic, `client_id` + `client_secret` in the form, or an RFC 7523
+/// `client_assertion` (HS256, signed with the client secret).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct TokenForm {
+    /// `authorization_code` or `refresh_token`.
+    pub grant_type: String,
+    /// The grant code (`authorization_code`).
+    pub code: Option<String>,
+    /// The refresh token (`refresh_token`).
+    pub refresh_token: Option<String>,
+    /// Scopes asked for on refresh: a subset of the app's.
+    pub scope: Option<String>,
+    /// The client id (`client_secret_post`).
+    pub client_id: Option<String>,
+    /// The client secret (`client_secret_post`).
+    pub client_secret: Option<String>,
+    /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.
+    pub client_assertion_type: Option<String>,
+    /// The client's JWT (`client_secret_jwt`).
+    pub client_assertion: Option<String>,
+}
+
+/// The form of `/oauth/revoke` and `/oauth/introspect`, with the client's
+/// authentication as on `/oauth/token` (or, to introspect, the operator's
+/// bearer token).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct TokenOnlyForm {
+    /// The access or refresh token.
+    pub token: String,
+    /// `access_token` or `refresh_token`; a hint only.
+    pub token_type_hint: Option<String>,
+    /// The client id (`client_secret_post`).
+    pub client_id: Option<String>,
+    /// The client secret (`client_secret_post`).
+    pub client_secret: Option<String>,
+    /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.
+    pub client_assertion_type: Option<String>,
+    /// The client's JWT (`client_secret_jwt`).
+    pub client_assertion: Option<String>,
+}
+
+/// Exchange a grant code or refresh a token (RFC 6749)
+///
+/// The same use cases as the Sentry route, in the standard shape.
+#[utoipa::path(post, path = "/oauth/token", tag = "oauth",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    security((), ("client_basic" = [])),
+    responses((status = 200, body = wire::OAuthToken),
+        (status = 400, body = wire::OAuthErrorBody), (status = 401, body = wire::OAuthErrorBody),
+        (status = 413, body = wire::OAuthErrorBody), (status = 415, body = wire::OAuthErrorBody),
+        (status = 429, body = wire::OAuthErrorBody), (status = 503, body = wire::OAuthErrorBody)))]
+pub(super) async fn token(
     State(st): State<AppState>,
     headers: HeaderMap,
     ClientIp(ip): ClientIp,
@@ -376,7 +432,17 @@ async fn token(
     Ok(token_answer(&st, &issued))
 }
 
-async fn revoke(
+/// Revoke a token (RFC 7009)
+///
+/// `200` whether or not the token was live, as RFC 7009 §2.2 asks.
+#[utoipa::path(post, path = "/oauth/revoke", tag = "oauth",
+    request_body(content = TokenOnlyForm, content_type = "application/x-www-form-urlencoded"),
+    security((), ("client_basic" = [])),
+    responses((status = 200),
+        (status = 400, body = wire::OAuthErrorBody), (status = 401, body = wire::OAuthErrorBody),
+        (status = 413, body = wire::OAuthErrorBody), (status = 415, body = wire::OAuthErrorBody),
+        (status = 429, body = wire::OAuthErrorBody), (status = 503, body = wire::OAuthErrorBody)))]
+pub(super) async fn revoke(
     State(st): State<AppState>,
     headers: HeaderMap,
     ClientIp(ip): ClientIp,
@@ -397,7 +463,17 @@ async fn revoke(
     Ok(StatusCode::OK.into_response())
 }
 
-async fn introspect(
+/// Introspect a token (RFC 7662)
+///
+/// An app sees its own tokens only; the operator (admin bearer) sees all.
+#[utoipa::path(post, path = "/oauth/introspect", tag = "oauth",
+    request_body(content = TokenOnlyForm, content_type = "application/x-www-form-urlencoded"),
+    security((), ("client_basic" = []), ("admin" = [])),
+    responses((status = 200, body = wire::Introspection),
+        (status = 400, body = wire::OAuthErrorBody), (status = 401, body = wire::OAuthErrorBody),
+        (status = 413, body = wire::OAuthErrorBody), (status = 415, body = wire::OAuthErrorBody),
+        (status = 429, body = wire::OAuthErrorBody), (status = 503, body = wire::OAuthErrorBody)))]
+pub(super) async fn introspect(
     State(st): State<AppState>,
     headers: HeaderMap,
     ClientIp(ip): ClientIp,
@@ -435,45 +511,63 @@ async fn introspect(
         .await
         .map_err(|e| OAuthError::from_service(e, basic))?;
     let Some(i) = found else {
-        return Ok(no_store(json!({ "active": false })));
+        return Ok(no_store(wire::Introspection {
+            active: false,
+            client_id: None,
+            exp: None,
+            iat: None,
+            iss: None,
+            scope: None,
+            sub: None,
+            token_type: None,
+        }));
     };
     let (token_type, exp) = match i.kind {
         TokenKind::Access => ("Bearer", i.record.expires_at),
         _ => ("refresh_token", i.record.refresh_expires_at),
     };
-    Ok(no_store(json!({
-        "active": true,
-        "scope": i.record.scopes.join(" "),
-        "client_id": i.client_id,
-        "token_type": token_type,
-        "exp": exp.timestamp(),
-        "iat": i.record.created_at.timestamp(),
-        "sub": i.record.installation_id,
-        "iss": issuer(&st, &headers),
-    })))
+    Ok(no_store(wire::Introspection {
+        active: true,
+        client_id: Some(i.client_id),
+        exp: Some(exp.timestamp()),
+        iat: Some(i.record.created_at.timestamp()),
+        iss: Some(issuer(&st, &headers)),
+        scope: Some(i.record.scopes.join(" ")),
+        sub: Some(i.record.installation_id),
+        token_type: Some(token_type.to_owned()),
+    }))
 }
 
-async fn metadata(State(st): State<AppState>, headers: HeaderMap) -> Json<Value> {
+/// Authorization-server metadata (RFC 8414)
+#[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "oauth",
+    security(()),
+    responses((status = 200, body = wire::ServerMetadata)))]
+pub(super) async fn metadata(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+) -> Json<wire::ServerMetadata> {
     let iss = issuer(&st, &headers);
-    let methods = [
+    let strings = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let methods = strings(&[
         "client_secret_basic",
         "client_secret_post",
         "client_secret_jwt",
-    ];
-    Json(json!({
-        "issuer": iss,
-        "token_endpoint": format!("{iss}/oauth/token"),
-        "revocation_endpoint": format!("{iss}/oauth/revoke"),
-        "introspection_endpoint": format!("{iss}/oauth/introspect"),
+    ]);
+    let hs256 = strings(&["HS256"]);
+    Json(wire::ServerMetadata {
+        grant_types_supported: strings(&["authorization_code", "refresh_token"]),
+        introspection_endpoint: format!("{iss}/oauth/introspect"),
+        introspection_endpoint_auth_methods_supported: methods.clone(),
+        introspection_endpoint_auth_signing_alg_values_supported: hs256.clone(),
+        issuer: iss.clone(),
         // Codes are issued by installing an app, not by an authorization endpoint.
-        "response_types_supported": [],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
-        "token_endpoint_auth_methods_supported": methods,
-        "token_endpoint_auth_signing_alg_values_supported": ["HS256"],
-        "revocation_endpoint_auth_methods_supported": methods,
-        "revocation_endpoint_auth_signing_alg_values_supported": ["HS256"],
-        "introspection_endpoint_auth_methods_supported": methods,
-        "introspection_endpoint_auth_signing_alg_values_supported": ["HS256"],
-        "scopes_supported": st.service.scopes.all(),
-    }))
+        response_types_supported: Vec::new(),
+        revocation_endpoint: format!("{iss}/oauth/revoke"),
+        revocation_endpoint_auth_methods_supported: methods.clone(),
+        revocation_endpoint_auth_signing_alg_values_supported: hs256.clone(),
+        scopes_supported: st.service.scopes.all(),
+        token_endpoint: format!("{iss}/oauth/token"),
+        token_endpoint_auth_methods_supported: methods,
+        token_endpoint_auth_signing_alg_values_supported: hs256,
+    })
 }

@@ -17,11 +17,8 @@ use serde::Deserialize;
 
 use super::error::ApiError;
 
-/// A page of a JSON list with its `Link` header.
-pub type Paged = (
-    [(HeaderName, HeaderValue); 1],
-    axum::Json<serde_json::Value>,
-);
+/// A page of a JSON list of `T` with its `Link` header.
+pub type Paged<T> = ([(HeaderName, HeaderValue); 1], axum::Json<Vec<T>>);
 
 /// `cursor` and `per_page` (Sentry's name; `limit` is an alias), shared by
 /// every list's query.

@@ -6,8 +6,11 @@ use axum::http::StatusCode;
 use axum::routing::{post, put};
 use axum::{Json, Router};
 use rotor_core::Secret;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
+use super::admin::SecretAnswer;
 use super::error::ApiError;
 use super::extract::{Bearer, ClientIp, JsonObject};
 use super::{both, wire, AppState, NO_STORE};
@@ -49,20 +52,55 @@ fn require<'b, const N: usize>(
     }
 }
 
-async fn authorizations(
+/// The body of Sentry's authorizations endpoint. Which fields are required
+/// depends on `grant_type`:
+///
+/// - `authorization_code`: `client_id`, `client_secret`, `code`;
+/// - `refresh_token`: `client_id`, `client_secret`, `refresh_token`;
+/// - `urn:sentry:params:oauth:grant-type:jwt-bearer` (alias
+///   `client_secret_jwt`): none; the app sends `Authorization: Bearer <JWT>`
+///   signed with its client secret.
+///
+/// Fields that are not strings count as missing, as on Sentry.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct AuthorizationRequest {
+    /// `authorization_code`, `refresh_token` or
+    /// `urn:sentry:params:oauth:grant-type:jwt-bearer`.
+    pub grant_type: String,
+    /// The app's client id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The app's client secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// The grant code (`authorization_code`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// The refresh token (`refresh_token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+/// Exchange a grant code or refresh a token (Sentry's route)
+///
+/// The app's side of an installation: a grant code for the first pair, a
+/// refresh token for the next one (the old pair is retired at once; the
+/// same refresh token within the app's grace window gets the same pair
+/// again), or a manual refresh with a client-secret JWT. Every refusal is
+/// `401`, as on Sentry; an unknown `grant_type` is `403`.
+#[utoipa::path(post, path = "/api/0/sentry-app-installations/{uuid}/authorizations/", tag = "sentry",
+    params(("uuid" = String, Path, description = "The installation's id")),
+    request_body = AuthorizationRequest,
+    security((), ("app_jwt" = [])),
+    responses((status = 201, body = wire::Authorization), (status = 401, body = wire::ApiErrorBody),
+        (status = 403, body = wire::ApiErrorBody)))]
+pub(super) async fn authorizations(
     State(st): State<AppState>,
     Path(uuid): Path<String>,
     ClientIp(ip): ClientIp,
     Bearer(bearer): Bearer,
     body: Result<JsonObject, ApiError>,
-) -> Result<
-    (
-        StatusCode,
-        [(axum::http::HeaderName, &'static str); 2],
-        Json<Value>,
-    ),
-    ApiError,
-> {
+) -> Result<SecretAnswer<wire::Authorization>, ApiError> {
     let body = body?;
     let svc = &st.service;
     let ip = ip.as_deref();
@@ -110,7 +148,11 @@ async fn authorizations(
     };
     crate::telemetry::record_exchange(grant, issued.as_ref(), client_id, Some(&uuid), ip);
     let issued = issued?;
-    Ok((StatusCode::CREATED, NO_STORE, Json(wire::issued(&issued))))
+    Ok((
+        StatusCode::CREATED,
+        NO_STORE,
+        Json(wire::Authorization::from(&issued)),
+    ))
 }
 
 fn secret_auth(client_id: &str, client_secret: &str) -> ClientAuth {
@@ -120,12 +162,29 @@ fn secret_auth(client_id: &str, client_secret: &str) -> ClientAuth {
     }
 }
 
-async fn verify(
+/// The app's verification of an installation.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct VerifyRequest {
+    /// `installed`.
+    pub status: String,
+}
+
+/// Verify an installation (the app)
+///
+/// An app with `verifyInstall` marks its installation `installed` with one
+/// of the installation's access tokens.
+#[utoipa::path(put, path = "/api/0/sentry-app-installations/{uuid}/", tag = "sentry",
+    params(("uuid" = String, Path, description = "The installation's id")),
+    request_body = VerifyRequest,
+    security(("app_token" = [])),
+    responses((status = 200, body = wire::Installation), (status = 401, body = wire::ApiErrorBody),
+        (status = 404, body = wire::ApiErrorBody)))]
+pub(super) async fn verify(
     State(st): State<AppState>,
     Path(uuid): Path<String>,
     Bearer(token): Bearer,
     body: Result<JsonObject, ApiError>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Installation>, ApiError> {
     let inst = st
         .service
         .installation_for_bearer(&uuid, token.as_deref())
@@ -142,5 +201,5 @@ async fn verify(
         }
     }
     let inst = st.service.mark_installed(inst).await?;
-    Ok(Json(wire::installation(&inst)))
+    Ok(Json((&inst).into()))
 }

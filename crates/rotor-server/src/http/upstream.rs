@@ -8,7 +8,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 use super::admin::{query, ListQuery};
 use super::error::ApiError;
@@ -56,73 +57,121 @@ impl From<UpstreamError> for ApiError {
     }
 }
 
-async fn create_provider(
+/// A new upstream provider.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderBody {
+    /// The provider's key (its id in identities).
+    key: String,
+    /// `oauth2`, `azure_devops`, `microsoft`, `github_app`, `slack`,
+    /// `google`, `atlassian` or `app_store_connect`.
+    kind: String,
+    /// Settings of the kind; secrets in it (client secret, private key) are
+    /// stored encrypted and never shown again.
+    #[schema(value_type = Object)]
+    config: Value,
+}
+
+/// Add an upstream provider
+#[utoipa::path(post, path = "/api/0/upstream/providers/", tag = "upstream",
+    request_body = ProviderBody,
+    responses((status = 201, body = wire::Provider), (status = 409, body = wire::ApiErrorBody)))]
+pub(super) async fn create_provider(
     _: Admin,
     State(st): State<AppState>,
     body: Result<JsonObject, ApiError>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<wire::Provider>), ApiError> {
     let body = body?;
     body.require_present(&["key", "kind", "config"])?;
-    let key = body
-        .required_str("key")
-        .map_err(|f| ApiError::field(f, "Must be a string."))?;
-    let kind = body
-        .required_str("kind")
-        .map_err(|f| ApiError::field(f, "Must be a string."))?;
+    for f in ["key", "kind"] {
+        body.required_str(f)
+            .map_err(|f| ApiError::field(f, "Must be a non-empty string."))?;
+    }
+    let b: ProviderBody = body.into_typed()?;
     let p = st
         .service
-        .create_provider(key, kind, &body.0["config"])
+        .create_provider(&b.key, &b.kind, &b.config)
         .await?;
-    Ok((StatusCode::CREATED, Json(wire::provider(&p))))
+    Ok((StatusCode::CREATED, Json((&p).into())))
 }
 
-async fn list_providers(
+/// List upstream providers
+///
+/// Ordered by key, a page at a time.
+#[utoipa::path(get, path = "/api/0/upstream/providers/", tag = "upstream", params(ListQuery),
+    responses((status = 200, body = Vec<wire::Provider>, headers(("Link" = String, description = "The next page")))))]
+pub(super) async fn list_providers(
     _: Admin,
     State(st): State<AppState>,
     uri: Uri,
     q: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Paged, ApiError> {
+) -> Result<Paged<wire::Provider>, ApiError> {
     let page = query(q)?.page();
     let limit = page.limit()?;
     let list = st.service.list_providers().await?;
     let (list, next) = paging::page_sorted(list, page.cursor.as_deref(), limit, |p| p.key.clone());
     Ok((
         paging::link(uri.path(), &[], limit, next.as_deref()),
-        Json(Value::Array(list.iter().map(wire::provider).collect())),
+        Json(list.iter().map(wire::Provider::from).collect()),
     ))
 }
 
-#[derive(Deserialize)]
+/// The filters of the identities list.
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct IdentitiesQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct IdentitiesQuery {
+    /// Only identities in this state.
+    #[param(value_type = Option<wire::IdentityStatus>)]
     status: Option<String>,
+    /// Only identities at this provider (its key).
     provider: Option<String>,
+    /// Where the page starts: the `cursor` of the previous page's `Link`.
     cursor: Option<String>,
+    /// Items per page, 1 to 1000 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     per_page: Option<String>,
+    /// An alias of `per_page`.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
 }
 
 /// Most identities one list reads; the page is cut from them in id order.
 const IDENTITIES_READ: u32 = 100_000;
 
-#[derive(Deserialize)]
+/// A new upstream identity: an account at a provider with its tokens.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct IdentityBody {
+pub struct IdentityBody {
+    /// The provider's key.
     provider: String,
+    /// The account's id at the provider.
     external_id: String,
+    /// Scopes granted.
     #[serde(default)]
     scopes: Vec<String>,
+    /// The current access token, if any (stored encrypted).
     access_token: Option<String>,
+    /// The refresh token (stored encrypted); kinds that mint tokens from
+    /// the provider's own key need none.
     refresh_token: Option<String>,
+    /// When the access token expires.
     expires_at: Option<DateTime<Utc>>,
+    /// The platform's installation it belongs to: a string or a number.
+    #[schema(value_type = Option<String>)]
     installation_id: Option<Value>,
 }
 
-async fn create_identity(
+/// Add an upstream identity
+#[utoipa::path(post, path = "/api/0/upstream/identities/", tag = "upstream",
+    request_body = IdentityBody,
+    responses((status = 201, body = wire::CreatedIdentity), (status = 404, body = wire::ApiErrorBody),
+        (status = 409, body = wire::ApiErrorBody)))]
+pub(super) async fn create_identity(
     _: Admin,
     State(st): State<AppState>,
     body: Result<JsonObject, ApiError>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<wire::CreatedIdentity>), ApiError> {
     let body = body?;
     body.require_present(&["provider", "externalId"])?;
     let b: IdentityBody = body.into_typed()?;
@@ -149,21 +198,20 @@ async fn create_identity(
             installation_id,
         })
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(
-            json!({"id": i.id, "provider": i.provider, "externalId": i.external_id,
-                    "status": i.status.as_str(), "expiresAt": i.expires_at.map(wire::time)}),
-        ),
-    ))
+    Ok((StatusCode::CREATED, Json((&i).into())))
 }
 
-async fn list_identities(
+/// List upstream identities
+///
+/// Ordered by id, a page at a time; filters are kept in the `Link`.
+#[utoipa::path(get, path = "/api/0/upstream/identities/", tag = "upstream", params(IdentitiesQuery),
+    responses((status = 200, body = Vec<wire::Identity>, headers(("Link" = String, description = "The next page")))))]
+pub(super) async fn list_identities(
     _: Admin,
     State(st): State<AppState>,
     uri: Uri,
     q: Result<Query<IdentitiesQuery>, QueryRejection>,
-) -> Result<Paged, ApiError> {
+) -> Result<Paged<wire::Identity>, ApiError> {
     let q = query(q)?;
     let status = q
         .status
@@ -188,36 +236,50 @@ async fn list_identities(
     let keep = [("status", q.status), ("provider", q.provider)];
     Ok((
         paging::link(uri.path(), &keep, limit, next.as_deref()),
-        Json(Value::Array(list.iter().map(wire::identity).collect())),
+        Json(list.iter().map(wire::Identity::from).collect()),
     ))
 }
 
-async fn show_identity(
+/// Show an upstream identity (never its tokens)
+#[utoipa::path(get, path = "/api/0/upstream/identities/{id}/", tag = "upstream",
+    params(("id" = Uuid, Path, description = "The identity's id")),
+    responses((status = 200, body = wire::Identity), (status = 404, body = wire::ApiErrorBody)))]
+pub(super) async fn show_identity(
     _: Admin,
     State(st): State<AppState>,
     IdPath(id): IdPath,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(wire::identity(
-        &st.service.identity(&id.to_string()).await?,
-    )))
+) -> Result<Json<wire::Identity>, ApiError> {
+    Ok(Json((&st.service.identity(&id.to_string()).await?).into()))
 }
 
-#[derive(Deserialize)]
+/// New credentials for an identity (re-authorization).
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct IdentityPatchBody {
+pub struct IdentityPatchBody {
+    /// A new access token.
     access_token: Option<String>,
+    /// A new refresh token.
     refresh_token: Option<String>,
+    /// When the new access token expires.
     expires_at: Option<DateTime<Utc>>,
+    /// The scopes now granted.
     scopes: Option<Vec<String>>,
 }
 
-/// Re-authorization: new credentials, same id, `active` again.
-async fn reauthorize_identity(
+/// Re-authorize an upstream identity
+///
+/// New credentials, same id, `active` again. At least one of
+/// `refreshToken` and `accessToken` is required.
+#[utoipa::path(patch, path = "/api/0/upstream/identities/{id}/", tag = "upstream",
+    params(("id" = Uuid, Path, description = "The identity's id")),
+    request_body = IdentityPatchBody,
+    responses((status = 200, body = wire::Identity), (status = 404, body = wire::ApiErrorBody)))]
+pub(super) async fn reauthorize_identity(
     _: Admin,
     State(st): State<AppState>,
     IdPath(id): IdPath,
     body: Result<JsonObject, ApiError>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Identity>, ApiError> {
     let b: IdentityPatchBody = body?.into_typed()?;
     if b.access_token.is_none() && b.refresh_token.is_none() {
         return Err(ApiError::field(
@@ -241,10 +303,14 @@ async fn reauthorize_identity(
             },
         )
         .await?;
-    Ok(Json(wire::identity(&i)))
+    Ok(Json((&i).into()))
 }
 
-async fn delete_identity(
+/// Delete an upstream identity
+#[utoipa::path(delete, path = "/api/0/upstream/identities/{id}/", tag = "upstream",
+    params(("id" = Uuid, Path, description = "The identity's id")),
+    responses((status = 204), (status = 404, body = wire::ApiErrorBody)))]
+pub(super) async fn delete_identity(
     _: Admin,
     State(st): State<AppState>,
     IdPath(id): IdPath,
@@ -253,18 +319,33 @@ async fn delete_identity(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+/// How long the token handed out must stay valid.
+#[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct TokenQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct TokenQuery {
+    /// Seconds the token must still be valid, 0 to 86400 (default 60);
+    /// a token closer to expiry is refreshed first.
+    #[param(value_type = Option<u32>, minimum = 0, maximum = 86400)]
     min_valid_seconds: Option<String>,
 }
 
-async fn token(
+/// A valid provider access token
+///
+/// Refreshes it first when it expires within `minValidSeconds`; however
+/// many callers ask at once, the provider sees one refresh. `409` when the
+/// identity needs re-authorization; `503` when the provider is unreachable
+/// and the stored token will not do.
+#[utoipa::path(post, path = "/api/0/upstream/identities/{id}/token/", tag = "upstream",
+    params(("id" = Uuid, Path, description = "The identity's id"), TokenQuery),
+    responses((status = 200, body = wire::UpstreamToken), (status = 404, body = wire::ApiErrorBody),
+        (status = 409, body = wire::ApiErrorBody)))]
+pub(super) async fn token(
     _: Admin,
     State(st): State<AppState>,
     IdPath(id): IdPath,
     query: Result<Query<TokenQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::UpstreamToken>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(format!("Invalid query: {e}")))?;
     let min_valid = match q.min_valid_seconds {
         None => 60,
@@ -282,17 +363,24 @@ async fn token(
         .service
         .upstream_token(&id.to_string(), Duration::seconds(min_valid), false)
         .await?;
-    Ok(Json(wire::upstream_token(&t)))
+    Ok(Json((&t).into()))
 }
 
-async fn force_refresh(
+/// Refresh an upstream identity now
+///
+/// Whatever the token's expiry; answers the new token.
+#[utoipa::path(post, path = "/api/0/upstream/identities/{id}/refresh/", tag = "upstream",
+    params(("id" = Uuid, Path, description = "The identity's id")),
+    responses((status = 200, body = wire::UpstreamToken), (status = 404, body = wire::ApiErrorBody),
+        (status = 409, body = wire::ApiErrorBody)))]
+pub(super) async fn force_refresh(
     _: Admin,
     State(st): State<AppState>,
     IdPath(id): IdPath,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::UpstreamToken>, ApiError> {
     let t = st
         .service
         .upstream_token(&id.to_string(), Duration::zero(), true)
         .await?;
-    Ok(Json(wire::upstream_token(&t)))
+    Ok(Json((&t).into()))
 }

@@ -16,6 +16,7 @@ mod installation;
 mod manual_refresh;
 mod oauth;
 mod oidc_e2e;
+mod openapi;
 mod operator;
 mod parity;
 mod rotation;
