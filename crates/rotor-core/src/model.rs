@@ -256,11 +256,101 @@ impl ExchangeType {
     }
 }
 
+/// What an event records. Stored and shown as its snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// A grant code or refresh token was exchanged for a new pair.
+    TokenExchanged,
+    /// The audit record of an exchange (caller IP, client).
+    TokenExchangeAudit,
+    /// A retired refresh token came back within its grace window and got
+    /// the same successor pair again.
+    RefreshReplayed,
+    /// A retired refresh token came back after its grace window.
+    RefreshTokenReused,
+    /// A token family was revoked (by the app or the operator).
+    TokenRevoked,
+    /// An app was installed into an organization.
+    InstallationCreated,
+    /// An installation was deleted.
+    InstallationDeleted,
+    /// An app was deleted.
+    AppDeleted,
+    /// An upstream identity was refreshed.
+    IdentityRefreshed,
+    /// The provider refused an identity's grant: it needs re-authorization.
+    IdentityInvalid,
+    /// An identity's refresh failed in a way worth retrying.
+    IdentityRefreshFailed,
+    /// An identity got new credentials.
+    IdentityReauthorized,
+    /// A webhook was delivered.
+    WebhookDelivered,
+    /// A webhook was given up after its last attempt.
+    WebhookFailed,
+}
+
+impl EventKind {
+    /// Every kind, in the order above.
+    pub const ALL: [EventKind; 14] = [
+        EventKind::TokenExchanged,
+        EventKind::TokenExchangeAudit,
+        EventKind::RefreshReplayed,
+        EventKind::RefreshTokenReused,
+        EventKind::TokenRevoked,
+        EventKind::InstallationCreated,
+        EventKind::InstallationDeleted,
+        EventKind::AppDeleted,
+        EventKind::IdentityRefreshed,
+        EventKind::IdentityInvalid,
+        EventKind::IdentityRefreshFailed,
+        EventKind::IdentityReauthorized,
+        EventKind::WebhookDelivered,
+        EventKind::WebhookFailed,
+    ];
+
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::TokenExchanged => "token_exchanged",
+            EventKind::TokenExchangeAudit => "token_exchange_audit",
+            EventKind::RefreshReplayed => "refresh_replayed",
+            EventKind::RefreshTokenReused => "refresh_token_reused",
+            EventKind::TokenRevoked => "token_revoked",
+            EventKind::InstallationCreated => "installation_created",
+            EventKind::InstallationDeleted => "installation_deleted",
+            EventKind::AppDeleted => "app_deleted",
+            EventKind::IdentityRefreshed => "identity_refreshed",
+            EventKind::IdentityInvalid => "identity_invalid",
+            EventKind::IdentityRefreshFailed => "identity_refresh_failed",
+            EventKind::IdentityReauthorized => "identity_reauthorized",
+            EventKind::WebhookDelivered => "webhook_delivered",
+            EventKind::WebhookFailed => "webhook_failed",
+        }
+    }
+
+    /// Parses the stored and wire name.
+    pub fn parse(s: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Every name, comma-separated (for error messages).
+    pub fn names() -> String {
+        EventKind::ALL.map(EventKind::as_str).join(", ")
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An event or audit record to be written.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEvent {
-    /// `token_exchanged`, `token_exchange_audit`, `installation_created`, …
-    pub kind: String,
+    /// What it records.
+    pub kind: EventKind,
     /// The installation concerned.
     pub installation_id: Option<Uuid>,
     /// The upstream identity concerned.
@@ -275,6 +365,22 @@ pub struct NewEvent {
     pub detail: Option<String>,
     /// When it happened.
     pub created_at: DateTime<Utc>,
+}
+
+impl NewEvent {
+    /// An event of `kind` at `created_at`, every other field empty.
+    pub fn new(kind: EventKind, created_at: DateTime<Utc>) -> Self {
+        NewEvent {
+            kind,
+            installation_id: None,
+            identity_id: None,
+            exchange_type: None,
+            ip: None,
+            actor: None,
+            detail: None,
+            created_at,
+        }
+    }
 }
 
 /// A stored event.
@@ -293,8 +399,8 @@ pub struct EventFilter {
     pub installation_id: Option<Uuid>,
     /// Only this identity's events.
     pub identity_id: Option<String>,
-    /// Only events of this type.
-    pub kind: Option<String>,
+    /// Only events of this kind.
+    pub kind: Option<EventKind>,
     /// At most this many.
     pub limit: u32,
     /// Only events older than this id (the cursor of the next page).

@@ -157,7 +157,7 @@ pub fn exchange_outcome(result: Result<&Issued, &ServiceError>) -> &'static str 
         Err(ServiceError::Throttled(_)) => "throttled",
         Err(ServiceError::NotFound(_)) => "invalid_installation",
         Err(ServiceError::Invalid(_) | ServiceError::Conflict(_)) => "invalid_request",
-        Err(ServiceError::Store(_)) => "error",
+        Err(ServiceError::Store(_) | ServiceError::Sealed { .. }) => "error",
     }
 }
 
@@ -185,7 +185,7 @@ pub fn record_exchange(
         let client_id = client_id.unwrap_or("");
         let ip = ip.unwrap_or("");
         match e {
-            ServiceError::Store(_) => tracing::error!(
+            ServiceError::Store(_) | ServiceError::Sealed { .. } => tracing::error!(
                 grant, outcome, reason = %e, client_id, installation, ip,
                 "token exchange failed"
             ),

@@ -18,7 +18,7 @@ mod upstream;
 use std::str::FromStr;
 use std::time::Duration;
 
-use rotor_store::StoreError;
+use rotor_store::{Conflict, StoreError};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
@@ -58,7 +58,7 @@ impl PgStore {
     /// Connects and runs pending migrations.
     pub async fn open(config: &PgConfig) -> Result<Self, StoreError> {
         let mut opts = PgConnectOptions::from_str(&config.url)
-            .map_err(|e| StoreError::Other(format!("bad PostgreSQL URL: {e}")))?
+            .map_err(|e| StoreError::other(format!("bad PostgreSQL URL: {e}")))?
             .statement_cache_capacity(256);
         if let Some(schema) = &config.schema {
             opts = opts.options([("search_path", schema.as_str())]);
@@ -87,7 +87,7 @@ impl PgStore {
         MIGRATOR
             .run(&pool)
             .await
-            .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
+            .map_err(|e| StoreError::other(format!("migration failed: {e}")))?;
         Ok(Self { pool })
     }
 
@@ -112,29 +112,30 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_) => StoreError::Unavailable(e.to_string()),
+        | sqlx::Error::Protocol(_) => StoreError::unavailable(e),
         sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();
             if db.is_unique_violation() {
                 let what = match db.constraint().unwrap_or_default() {
-                    "apps_slug_key" => "slug",
-                    "apps_client_id_key" => "client_id",
-                    "installations_live_key" => "installation",
-                    "tokens_parent_key" => "successor",
-                    "used_jtis_pkey" => "jti",
-                    "webhook_deliveries_id_key" => "delivery",
-                    _ => "unique",
+                    "apps_slug_key" => Conflict::Slug,
+                    "apps_client_id_key" => Conflict::ClientId,
+                    "installations_live_key" => Conflict::Installation,
+                    "tokens_parent_key" => Conflict::Successor,
+                    "used_jtis_pkey" => Conflict::Jti,
+                    "webhook_deliveries_id_key" => Conflict::Delivery,
+                    "upstream_providers_pkey" => Conflict::Provider,
+                    _ => Conflict::Unique,
                 };
-                StoreError::Conflict(what.to_owned())
+                StoreError::Conflict(what)
             } else if db.is_foreign_key_violation() {
                 StoreError::NotFound
             } else if code.starts_with("08") || code.starts_with("57P") || code == "53300" {
                 // connection exceptions, admin/crash shutdown, too many connections
-                StoreError::Unavailable(e.to_string())
+                StoreError::unavailable(e)
             } else {
-                StoreError::Other(e.to_string())
+                StoreError::other(e)
             }
         }
-        _ => StoreError::Other(e.to_string()),
+        _ => StoreError::other(e),
     }
 }

@@ -23,7 +23,7 @@ fn delivery(row: &PgRow) -> StoreResult<WebhookDelivery> {
     Ok(WebhookDelivery {
         id: get(row, "id")?,
         target: WebhookTarget::from_storage_key(&target)
-            .ok_or_else(|| StoreError::Other("unreadable delivery target".into()))?,
+            .ok_or_else(|| StoreError::other("unreadable delivery target"))?,
         resource: get(row, "resource")?,
         event_type: get(row, "event_type")?,
         url: get(row, "url")?,
@@ -36,7 +36,7 @@ fn delivery(row: &PgRow) -> StoreResult<WebhookDelivery> {
         org_slug: get(row, "org_slug")?,
         identity_id: get(row, "identity_id")?,
         status: DeliveryStatus::parse(&status)
-            .ok_or_else(|| StoreError::Other("unreadable delivery status".into()))?,
+            .ok_or_else(|| StoreError::other("unreadable delivery status"))?,
         attempts: get(row, "attempts")?,
         response_code: get(row, "response_code")?,
         error: get(row, "error")?,

@@ -9,7 +9,7 @@ use sqlx::postgres::PgRow;
 use sqlx::Row;
 
 fn bad(what: &str) -> StoreError {
-    StoreError::Other(format!("unreadable {what} in database row"))
+    StoreError::other(format!("unreadable {what} in database row"))
 }
 
 /// Column `col` of `row`, in the store's error vocabulary.
@@ -115,7 +115,8 @@ pub(crate) fn event(row: &PgRow) -> Result<Event, StoreError> {
     Ok(Event {
         id: get(row, "id")?,
         event: NewEvent {
-            kind: get(row, "kind")?,
+            kind: rotor_core::EventKind::parse(&get::<String>(row, "kind")?)
+                .ok_or_else(|| bad("event kind"))?,
             installation_id: get(row, "installation_id")?,
             identity_id: get(row, "identity_id")?,
             exchange_type: get(row, "exchange_type")?,

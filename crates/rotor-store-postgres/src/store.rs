@@ -6,7 +6,7 @@ use rotor_core::{
     App, Event, EventFilter, Grant, Installation, InstallationFilter, InstallationStatus,
     IssuedToken, NewEvent, TokenHash, UsedJti, WebhookDelivery,
 };
-use rotor_store::{Purged, Rotation, Store, StoreError, StoreResult};
+use rotor_store::{Conflict, Purged, Rotation, Store, StoreError, StoreResult};
 use sqlx::{PgConnection, Postgres, Row, Transaction};
 use uuid::Uuid;
 
@@ -98,7 +98,7 @@ pub(crate) const STATUS_COUNTS: &str = "SELECT 'identities' AS what, status, COU
 impl EventColumns {
     fn of(events: &[NewEvent]) -> Self {
         Self {
-            kinds: events.iter().map(|e| e.kind.clone()).collect(),
+            kinds: events.iter().map(|e| e.kind.as_str().to_owned()).collect(),
             installations: events.iter().map(|e| e.installation_id).collect(),
             identities: events.iter().map(|e| e.identity_id.clone()).collect(),
             exchange_types: events.iter().map(|e| e.exchange_type.clone()).collect(),
@@ -474,7 +474,7 @@ impl Store for PgStore {
             .await
             .map_err(map_err)?;
         if used.rows_affected() == 0 {
-            return Err(StoreError::Conflict("grant_used".into()));
+            return Err(StoreError::Conflict(Conflict::GrantUsed));
         }
         insert_family_with(&mut tx, token).await?;
         point_installation(&mut tx, token, mark_installed).await?;
@@ -668,7 +668,7 @@ impl Store for PgStore {
         )
         .bind(f.installation_id)
         .bind(&f.identity_id)
-        .bind(&f.kind)
+        .bind(f.kind.map(|k| k.as_str()))
         .bind(i64::from(f.limit))
         .bind(f.before)
         .fetch_all(&self.pool)
@@ -722,9 +722,7 @@ impl Store for PgStore {
         .await
         .map_err(map_err)?;
         if live > 0 {
-            return Err(StoreError::Conflict(format!(
-                "the app has {live} live installation(s)"
-            )));
+            return Err(StoreError::Conflict(Conflict::LiveInstallations(live)));
         }
         for sql in [
             "UPDATE installations SET current_token_id = NULL WHERE app_id = $1",

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use rotor_core::{
     Ciphertext, IdentityStatus, NewEvent, UpstreamIdentityRecord, UpstreamProvider, WebhookDelivery,
 };
-use rotor_store::{StoreError, StoreResult, UpstreamStore};
+use rotor_store::{Conflict, StoreError, StoreResult, UpstreamStore};
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
@@ -43,8 +43,7 @@ fn identity(row: &PgRow) -> StoreResult<UpstreamIdentityRecord> {
         token_type: get(row, "token_type")?,
         expires_at: get(row, "expires_at")?,
         installation_id: get(row, "installation_id")?,
-        status: IdentityStatus::parse(&status)
-            .ok_or_else(|| StoreError::Other("bad status".into()))?,
+        status: IdentityStatus::parse(&status).ok_or_else(|| StoreError::other("bad status"))?,
         last_refreshed_at: get(row, "last_refreshed_at")?,
         failure_count: get(row, "failure_count")?,
         last_error: get(row, "last_error")?,
@@ -66,7 +65,7 @@ impl UpstreamStore for PgStore {
             .execute(&self.pool)
             .await
             .map_err(|e| match map_err(e) {
-                StoreError::Conflict(_) => StoreError::Conflict("provider".into()),
+                StoreError::Conflict(_) => StoreError::Conflict(Conflict::Provider),
                 other => other,
             })?;
         Ok(())
@@ -219,7 +218,7 @@ impl UpstreamStore for PgStore {
         .await
         .map_err(map_err)?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::Conflict("lease".into()));
+            return Err(StoreError::Conflict(Conflict::Lease));
         }
         crate::store::insert_events(&mut tx, events).await?;
         crate::outbox::insert_deliveries(&mut tx, outbox).await?;

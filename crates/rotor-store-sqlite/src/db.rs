@@ -47,7 +47,7 @@ pub(crate) fn connect(
         OpenFlags::SQLITE_OPEN_READ_ONLY
     } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)
-        .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+        .map_err(|e| StoreError::unavailable(format!("cannot open {}: {e}", path.display())))?;
     conn.busy_timeout(busy_timeout).map_err(map_err)?;
     conn.set_prepared_statement_cache_capacity(64);
     let sync = match durability {
@@ -59,7 +59,7 @@ pub(crate) fn connect(
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(map_err)?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Other(format!(
+            return Err(StoreError::other(format!(
                 "SQLite refused WAL mode (journal_mode is {mode})"
             )));
         }
@@ -103,7 +103,7 @@ where
             return false;
         };
         let out = catch_unwind(AssertUnwindSafe(|| f(conn)))
-            .unwrap_or_else(|_| Err(StoreError::Other("a store write panicked".into())));
+            .unwrap_or_else(|_| Err(StoreError::other("a store write panicked")));
         let ok = out.is_ok();
         self.out = Some(out);
         ok
@@ -114,7 +114,7 @@ where
             (_, Some(Err(e))) => Err(e),
             (Some(e), _) => Err(e.clone()),
             (None, Some(ok)) => ok,
-            (None, None) => Err(StoreError::Other("a store write never ran".into())),
+            (None, None) => Err(StoreError::other("a store write never ran")),
         };
         // The caller may have gone away (its request was cancelled); the
         // write stands either way.
@@ -152,7 +152,7 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("rotor-sqlite-writer".into())
             .spawn(move || writer_loop(conn, rx))
-            .map_err(|e| StoreError::Other(format!("cannot start the SQLite writer: {e}")))?;
+            .map_err(|e| StoreError::other(format!("cannot start the SQLite writer: {e}")))?;
         Ok(Self {
             queue,
             thread: Mutex::new(Some(thread)),
@@ -175,10 +175,8 @@ impl Writer {
         self.queue
             .send(Msg::Run(job))
             .await
-            .map_err(|_| StoreError::Unavailable(CLOSED.into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable(CLOSED.into()))?
+            .map_err(|_| StoreError::unavailable(CLOSED))?;
+        answer.await.map_err(|_| StoreError::unavailable(CLOSED))?
     }
 
     /// Lets queued writes commit, then stops the thread and closes the
@@ -236,7 +234,7 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Msg>) {
     // Writes queued after the stop are refused, not lost silently.
     while let Ok(msg) = rx.try_recv() {
         if let Msg::Run(job) = msg {
-            job.finish(Some(&StoreError::Unavailable(CLOSED.into())));
+            job.finish(Some(&StoreError::unavailable(CLOSED)));
         }
     }
 }
@@ -251,9 +249,7 @@ fn run_batch(conn: &Connection, batch: &mut [Job]) -> StoreResult<()> {
         if conn.is_autocommit() {
             // SQLite rolled the whole transaction back (disk full, I/O
             // error): the jobs before this one are gone too.
-            return Err(StoreError::Unavailable(
-                "SQLite rolled back a write batch".into(),
-            ));
+            return Err(StoreError::unavailable("SQLite rolled back a write batch"));
         }
         if !ok {
             exec_cached(conn, "ROLLBACK TO job")?;
@@ -338,5 +334,5 @@ where
     let readers = Arc::clone(readers);
     tokio::task::spawn_blocking(move || readers.read(f))
         .await
-        .map_err(|_| StoreError::Other("a store read panicked".into()))?
+        .map_err(|_| StoreError::other("a store read panicked"))?
 }

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rotor_store::StoreError;
+use rotor_store::{Conflict, StoreError};
 use rusqlite::ffi;
 
 pub use migrate::MIGRATIONS;
@@ -84,7 +84,7 @@ impl SqliteStore {
         let path = database_file(&config.url)?;
         if !config.create && !path.exists() {
             let shown = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
-            return Err(StoreError::Other(format!(
+            return Err(StoreError::other(format!(
                 "no Rotor database at {}: point --database-url (ROTOR_DATABASE_URL) at an \
                  existing one, or create it with `rotor migrate`",
                 shown.display()
@@ -98,7 +98,7 @@ impl SqliteStore {
             Ok::<_, StoreError>(conn)
         })
         .await
-        .map_err(|_| StoreError::Other("opening the SQLite database panicked".into()))??;
+        .map_err(|_| StoreError::other("opening the SQLite database panicked"))??;
         let writer = db::Writer::start(conn)?;
         let readers = db::Readers::new(path, durability, busy, config.readers as usize);
         // Fail now, not on the first request, if readers cannot open.
@@ -123,11 +123,11 @@ pub fn database_file(url: &str) -> Result<PathBuf, StoreError> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
-        .ok_or_else(|| StoreError::Other(format!("not a SQLite URL: {url:?}")))?;
+        .ok_or_else(|| StoreError::other(format!("not a SQLite URL: {url:?}")))?;
     let path = rest.split('?').next().unwrap_or_default();
     if path.is_empty() || path.starts_with(":memory:") {
-        return Err(StoreError::Other(
-            "a SQLite URL must name a file (in-memory databases are not supported)".into(),
+        return Err(StoreError::other(
+            "a SQLite URL must name a file (in-memory databases are not supported)",
         ));
     }
     Ok(PathBuf::from(path))
@@ -140,24 +140,20 @@ pub(crate) fn map_err(e: rusqlite::Error) -> StoreError {
         rusqlite::Error::SqliteFailure(err, msg) => match err.extended_code {
             ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
                 let msg = msg.as_deref().unwrap_or_default();
-                let what = if msg.contains("apps.slug") {
-                    "slug"
-                } else if msg.contains("apps.client_id") {
-                    "client_id"
-                } else if msg.contains("installations.app_id") {
-                    "installation"
-                } else if msg.contains("tokens.parent_id") {
-                    "successor"
-                } else if msg.contains("used_jtis") {
-                    "jti"
-                } else if msg.contains("webhook_deliveries") {
-                    "delivery"
-                } else if msg.contains("upstream_providers") {
-                    "provider"
-                } else {
-                    "unique"
-                };
-                StoreError::Conflict(what.to_owned())
+                let rules = [
+                    ("apps.slug", Conflict::Slug),
+                    ("apps.client_id", Conflict::ClientId),
+                    ("installations.app_id", Conflict::Installation),
+                    ("tokens.parent_id", Conflict::Successor),
+                    ("used_jtis", Conflict::Jti),
+                    ("webhook_deliveries", Conflict::Delivery),
+                    ("upstream_providers", Conflict::Provider),
+                ];
+                let what = rules
+                    .iter()
+                    .find(|(name, _)| msg.contains(name))
+                    .map_or(Conflict::Unique, |(_, c)| *c);
+                StoreError::Conflict(what)
             }
             ffi::SQLITE_CONSTRAINT_FOREIGNKEY => StoreError::NotFound,
             _ => match err.code {
@@ -166,11 +162,11 @@ pub(crate) fn map_err(e: rusqlite::Error) -> StoreError {
                 | ffi::ErrorCode::CannotOpen
                 | ffi::ErrorCode::DiskFull
                 | ffi::ErrorCode::SystemIoFailure
-                | ffi::ErrorCode::ReadOnly => StoreError::Unavailable(e.to_string()),
-                _ => StoreError::Other(e.to_string()),
+                | ffi::ErrorCode::ReadOnly => StoreError::unavailable(e),
+                _ => StoreError::other(e),
             },
         },
-        _ => StoreError::Other(e.to_string()),
+        _ => StoreError::other(e),
     }
 }
 
@@ -186,7 +182,7 @@ pub fn backup(url: &str, dest: &Path) -> Result<u64, StoreError> {
     use rusqlite::{backup::Backup, Connection, OpenFlags};
     let src_path = database_file(url)?;
     if !src_path.exists() {
-        return Err(StoreError::Other(format!(
+        return Err(StoreError::other(format!(
             "no Rotor database at {}",
             std::path::absolute(&src_path)
                 .unwrap_or(src_path.clone())
@@ -194,7 +190,7 @@ pub fn backup(url: &str, dest: &Path) -> Result<u64, StoreError> {
         )));
     }
     if dest.exists() {
-        return Err(StoreError::Other(format!(
+        return Err(StoreError::other(format!(
             "{} already exists; a backup never overwrites a file",
             dest.display()
         )));
@@ -237,13 +233,13 @@ pub fn backup(url: &str, dest: &Path) -> Result<u64, StoreError> {
         drop(out);
         std::fs::File::open(&tmp)
             .and_then(|f| f.sync_all())
-            .map_err(|e| StoreError::Other(format!("syncing {}: {e}", tmp.display())))?;
+            .map_err(|e| StoreError::other(format!("syncing {}: {e}", tmp.display())))?;
         Ok::<u64, StoreError>(pages as u64)
     })();
     match pages {
         Ok(pages) => {
             std::fs::rename(&tmp, dest)
-                .map_err(|e| StoreError::Other(format!("renaming into {}: {e}", dest.display())))?;
+                .map_err(|e| StoreError::other(format!("renaming into {}: {e}", dest.display())))?;
             let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
             Ok(pages)
         }

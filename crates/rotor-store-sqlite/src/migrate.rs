@@ -82,7 +82,7 @@ pub fn run(conn: &Connection) -> StoreResult<()> {
     let at = current_version(conn)?;
     let latest = MIGRATIONS.last().map_or(0, |m| m.0);
     if at > latest {
-        return Err(StoreError::Other(format!(
+        return Err(StoreError::other(format!(
             "the database schema is at version {at}, newer than this Rotor knows ({latest}); \
              run a newer Rotor"
         )));
@@ -93,7 +93,7 @@ pub fn run(conn: &Connection) -> StoreResult<()> {
             if !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
-            return Err(StoreError::Other(format!(
+            return Err(StoreError::other(format!(
                 "migration {version} ({name}) failed: {e}"
             )));
         }

@@ -24,7 +24,7 @@ pub(crate) fn opt_ts(v: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError
 }
 
 pub(crate) fn bad(what: &str) -> StoreError {
-    StoreError::Other(format!("unreadable {what} in database row"))
+    StoreError::other(format!("unreadable {what} in database row"))
 }
 
 pub(crate) fn uuid(v: &str) -> Result<Uuid, StoreError> {
@@ -150,7 +150,8 @@ pub(crate) fn event(row: &Row<'_>) -> Result<Event, StoreError> {
     Ok(Event {
         id: get(row, "id")?,
         event: NewEvent {
-            kind: get(row, "kind")?,
+            kind: rotor_core::EventKind::parse(&get::<String>(row, "kind")?)
+                .ok_or_else(|| bad("event kind"))?,
             installation_id: opt_uuid(row, "installation_id")?,
             identity_id: get(row, "identity_id")?,
             exchange_type: get(row, "exchange_type")?,

@@ -10,7 +10,7 @@ use rotor_core::{
     App, Event, EventFilter, Grant, Installation, InstallationFilter, InstallationStatus,
     IssuedToken, NewEvent, TokenHash, UsedJti, WebhookDelivery,
 };
-use rotor_store::{Purged, Rotation, Store, StoreError, StoreResult};
+use rotor_store::{Conflict, Purged, Rotation, Store, StoreError, StoreResult};
 use rusqlite::{params, Connection, Params, Row};
 use uuid::Uuid;
 
@@ -142,7 +142,7 @@ pub(crate) fn insert_events(conn: &Connection, events: &[NewEvent]) -> StoreResu
             "INSERT INTO events (kind, installation_id, identity_id, exchange_type, ip, actor, \
              detail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             params![
-                e.kind,
+                e.kind.as_str(),
                 e.installation_id.map(|i| i.to_string()),
                 e.identity_id,
                 e.exchange_type,
@@ -510,7 +510,7 @@ impl Store for SqliteStore {
                     ],
                 )?;
                 if used == 0 {
-                    return Err(StoreError::Conflict("grant_used".into()));
+                    return Err(StoreError::Conflict(Conflict::GrantUsed));
                 }
                 insert_family_with(c, &token)?;
                 point_installation(c, token.installation_id, token.id, mark_installed)?;
@@ -663,7 +663,7 @@ impl Store for SqliteStore {
                 params![
                     f.installation_id.map(|i| i.to_string()),
                     f.identity_id,
-                    f.kind,
+                    f.kind.map(|k| k.as_str()),
                     i64::from(f.limit),
                     f.before,
                 ],
@@ -710,9 +710,7 @@ impl Store for SqliteStore {
                     )
                     .map_err(map_err)?;
                 if live > 0 {
-                    return Err(StoreError::Conflict(format!(
-                        "the app has {live} live installation(s)"
-                    )));
+                    return Err(StoreError::Conflict(Conflict::LiveInstallations(live)));
                 }
                 for sql in [
                     "UPDATE installations SET current_token_id = NULL WHERE app_id = ?",

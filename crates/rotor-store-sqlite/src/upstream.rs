@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use rotor_core::{
     Ciphertext, IdentityStatus, NewEvent, UpstreamIdentityRecord, UpstreamProvider, WebhookDelivery,
 };
-use rotor_store::{StoreError, StoreResult, UpstreamStore};
+use rotor_store::{Conflict, StoreError, StoreResult, UpstreamStore};
 use rusqlite::{params, Row};
 use uuid::Uuid;
 
@@ -45,8 +45,7 @@ fn identity(row: &Row<'_>) -> StoreResult<UpstreamIdentityRecord> {
         token_type: get(row, "token_type")?,
         expires_at: opt_ts(get(row, "expires_at")?)?,
         installation_id: get(row, "installation_id")?,
-        status: IdentityStatus::parse(&status)
-            .ok_or_else(|| StoreError::Other("bad status".into()))?,
+        status: IdentityStatus::parse(&status).ok_or_else(|| StoreError::other("bad status"))?,
         last_refreshed_at: opt_ts(get(row, "last_refreshed_at")?)?,
         failure_count: get(row, "failure_count")?,
         last_error: get(row, "last_error")?,
@@ -80,7 +79,7 @@ impl UpstreamStore for SqliteStore {
                     ],
                 )
                 .map_err(|e| match e {
-                    StoreError::Conflict(_) => StoreError::Conflict("provider".into()),
+                    StoreError::Conflict(_) => StoreError::Conflict(Conflict::Provider),
                     other => other,
                 })?;
                 Ok(())
@@ -266,7 +265,7 @@ impl UpstreamStore for SqliteStore {
                     ],
                 )?;
                 if n == 0 {
-                    return Err(StoreError::Conflict("lease".into()));
+                    return Err(StoreError::Conflict(Conflict::Lease));
                 }
                 insert_events(c, &events)?;
                 insert_deliveries(c, &outbox)

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use chrono::Duration;
-use rotor_core::{EventFilter, InstallationStatus, NewEvent, ReusePolicy};
-use rotor_store::{Store, StoreError};
+use rotor_core::{EventFilter, EventKind, InstallationStatus, NewEvent, ReusePolicy};
+use rotor_store::{Conflict, Store, StoreError};
 use uuid::Uuid;
 
 use crate::*;
@@ -32,14 +32,16 @@ pub async fn app_slug_and_client_id_are_unique<S: Store>(store: Arc<S>) {
     store.insert_app(&a).await.unwrap();
     let mut same_slug = sample_app("alpha");
     same_slug.id = Uuid::new_v4();
-    assert!(
-        matches!(store.insert_app(&same_slug).await, Err(StoreError::Conflict(w)) if w == "slug")
-    );
+    assert!(matches!(
+        store.insert_app(&same_slug).await,
+        Err(StoreError::Conflict(Conflict::Slug))
+    ));
     let mut same_client = sample_app("other");
     same_client.client_id = a.client_id.clone();
-    assert!(
-        matches!(store.insert_app(&same_client).await, Err(StoreError::Conflict(w)) if w == "client_id")
-    );
+    assert!(matches!(
+        store.insert_app(&same_client).await,
+        Err(StoreError::Conflict(Conflict::ClientId))
+    ));
     assert_eq!(store.list_apps().await.unwrap().len(), 1);
 }
 
@@ -89,7 +91,7 @@ pub async fn one_live_installation_per_org_and_app<S: Store>(store: Arc<S>) {
     let (app, inst, _) = installed(&*store, "acme").await;
     assert!(matches!(
         install(&*store, &app, "acme").await,
-        Err(StoreError::Conflict(w)) if w == "installation"
+        Err(StoreError::Conflict(Conflict::Installation))
     ));
     install(&*store, &app, "other-org")
         .await
@@ -136,21 +138,19 @@ pub async fn events_filter_and_order<S: Store>(store: Arc<S>) {
     let a = Uuid::new_v4();
     let b = Uuid::new_v4();
     for (i, (inst, kind)) in [
-        (a, "token_exchanged"),
-        (b, "token_exchanged"),
-        (a, "installation_created"),
+        (a, EventKind::TokenExchanged),
+        (b, EventKind::TokenExchanged),
+        (a, EventKind::InstallationCreated),
     ]
     .into_iter()
     .enumerate()
     {
         store
             .record_event(&NewEvent {
-                kind: kind.into(),
                 installation_id: Some(inst),
                 exchange_type: Some("refresh".into()),
                 ip: Some(format!("127.0.0.{i}")),
-                created_at: now(),
-                ..NewEvent::default()
+                ..NewEvent::new(kind, now())
             })
             .await
             .unwrap();
@@ -167,7 +167,7 @@ pub async fn events_filter_and_order<S: Store>(store: Arc<S>) {
         all[0].id > all[1].id && all[1].id > all[2].id,
         "newest first"
     );
-    assert_eq!(all[0].event.kind, "installation_created");
+    assert_eq!(all[0].event.kind, EventKind::InstallationCreated);
     let of_a = store
         .list_events(&EventFilter {
             installation_id: Some(a),
@@ -180,7 +180,7 @@ pub async fn events_filter_and_order<S: Store>(store: Arc<S>) {
     let typed = store
         .list_events(&EventFilter {
             installation_id: Some(a),
-            kind: Some("token_exchanged".into()),
+            kind: Some(EventKind::TokenExchanged),
             limit: 10,
             ..EventFilter::default()
         })
@@ -205,9 +205,8 @@ pub async fn events_are_purged_oldest_first_in_bounded_batches<S: Store>(store: 
     for age in [40_i64, 35, 31, 10, 1] {
         store
             .record_event(&NewEvent {
-                kind: format!("aged_{age}"),
-                created_at: t - Duration::days(age),
-                ..NewEvent::default()
+                detail: Some(format!("aged_{age}")),
+                ..NewEvent::new(EventKind::TokenRevoked, t - Duration::days(age))
             })
             .await
             .unwrap();
@@ -223,8 +222,11 @@ pub async fn events_are_purged_oldest_first_in_bounded_batches<S: Store>(store: 
         })
         .await
         .unwrap();
-    let kinds: Vec<&str> = left.iter().map(|e| e.event.kind.as_str()).collect();
-    assert_eq!(kinds, vec!["aged_1", "aged_10"]);
+    let ages: Vec<&str> = left
+        .iter()
+        .filter_map(|e| e.event.detail.as_deref())
+        .collect();
+    assert_eq!(ages, vec!["aged_1", "aged_10"]);
 }
 
 /// The readiness write succeeds on a healthy store, again and again.

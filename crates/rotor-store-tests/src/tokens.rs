@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use rotor_core::{EventFilter, InstallationStatus, NewEvent, Token, TokenKind, UsedJti};
-use rotor_store::{Rotation, Store, StoreError};
+use rotor_store::{Conflict, Rotation, Store, StoreError};
 use uuid::Uuid;
 
 use crate::*;
@@ -21,7 +21,7 @@ pub async fn grant_exchange_is_single_use<S: Store>(store: Arc<S>) {
     let again = pair(&app, &inst, Uuid::new_v4(), None);
     assert!(matches!(
         store.exchange_grant(&code.hash(), &again, false, &[]).await,
-        Err(StoreError::Conflict(w)) if w == "grant_used"
+        Err(StoreError::Conflict(Conflict::GrantUsed))
     ));
     assert_eq!(
         store.token_by_refresh(&again.refresh_hash).await.unwrap(),
@@ -165,10 +165,8 @@ pub async fn revoke_family_is_final<S: Store>(store: Arc<S>) {
     store.rotate_refresh(p.id, &next, &[]).await.unwrap();
     let t = now();
     let ev = NewEvent {
-        kind: "refresh_token_reused".into(),
         installation_id: Some(inst.id),
-        created_at: t,
-        ..NewEvent::default()
+        ..NewEvent::new(rotor_core::EventKind::RefreshTokenReused, t)
     };
     assert!(store
         .revoke_family(p.family_id, t, std::slice::from_ref(&ev))
@@ -193,7 +191,7 @@ pub async fn revoke_family_is_final<S: Store>(store: Arc<S>) {
     ));
     let evs = store
         .list_events(&EventFilter {
-            kind: Some("refresh_token_reused".into()),
+            kind: Some(rotor_core::EventKind::RefreshTokenReused),
             limit: 5,
             ..EventFilter::default()
         })
@@ -263,10 +261,14 @@ pub async fn reissue_uses_each_jti_once<S: Store>(store: Arc<S>) {
         Some(fresh.id)
     );
     let again = pair(&app, &inst, Uuid::new_v4(), None);
-    assert!(
-        matches!(store.reissue(&jti, &again, &[]).await, Err(StoreError::Conflict(w)) if w == "jti")
-    );
-    assert!(matches!(store.remember_jti(&jti).await, Err(StoreError::Conflict(w)) if w == "jti"));
+    assert!(matches!(
+        store.reissue(&jti, &again, &[]).await,
+        Err(StoreError::Conflict(Conflict::Jti))
+    ));
+    assert!(matches!(
+        store.remember_jti(&jti).await,
+        Err(StoreError::Conflict(Conflict::Jti))
+    ));
     let other = UsedJti {
         jti: "def".into(),
         ..jti.clone()

@@ -24,22 +24,77 @@ use rotor_core::{
 };
 use uuid::Uuid;
 
+/// The cause behind a store failure, kept for `Error::source` (shared, so
+/// the error stays `Clone` for single-flight waiters).
+pub type Cause = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+
 /// Why a store call failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The record to change does not exist (or is deleted).
     #[error("not found")]
     NotFound,
-    /// A uniqueness rule or a compare-and-swap refused the change; the text
-    /// names which (`"slug"`, `"installation"`, `"grant_used"`, …).
+    /// A uniqueness rule or a compare-and-swap refused the change.
     #[error("conflict: {0}")]
-    Conflict(String),
+    Conflict(Conflict),
     /// The database cannot be reached right now; worth retrying later.
     #[error("database unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
     /// Anything else: a bug, corruption, or a row that does not map.
     #[error("store error: {0}")]
-    Other(String),
+    Other(#[source] Cause),
+}
+
+impl StoreError {
+    /// [`StoreError::Other`] with its cause (an error, or a message).
+    pub fn other(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        let cause: Box<dyn std::error::Error + Send + Sync> = cause.into();
+        StoreError::Other(Cause::from(cause))
+    }
+
+    /// [`StoreError::Unavailable`] with its cause (an error, or a message).
+    pub fn unavailable(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        let cause: Box<dyn std::error::Error + Send + Sync> = cause.into();
+        StoreError::Unavailable(Cause::from(cause))
+    }
+}
+
+/// Which rule refused a change ([`StoreError::Conflict`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    /// An app with this slug exists.
+    #[error("slug")]
+    Slug,
+    /// An app with this client id exists.
+    #[error("client_id")]
+    ClientId,
+    /// The app is already installed in the organization.
+    #[error("installation")]
+    Installation,
+    /// The app still has this many live installations.
+    #[error("the app has {0} live installation(s)")]
+    LiveInstallations(i64),
+    /// The grant code was already exchanged.
+    #[error("grant_used")]
+    GrantUsed,
+    /// The pair already has a successor (a concurrent rotation won).
+    #[error("successor")]
+    Successor,
+    /// The JWT id was already used.
+    #[error("jti")]
+    Jti,
+    /// A webhook delivery with this id exists.
+    #[error("delivery")]
+    Delivery,
+    /// An upstream provider with this key exists.
+    #[error("provider")]
+    Provider,
+    /// Another node holds the identity's refresh lease.
+    #[error("lease")]
+    Lease,
+    /// A uniqueness rule the store does not name.
+    #[error("unique")]
+    Unique,
 }
 
 /// The result of a store call.

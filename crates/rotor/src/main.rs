@@ -69,8 +69,8 @@ enum Command {
         #[arg(long)]
         identity: Option<String>,
         /// Only this type, e.g. refresh_token_reused.
-        #[arg(long = "type")]
-        kind: Option<String>,
+        #[arg(long = "type", value_parser = parse_event_kind)]
+        kind: Option<rotor_core::EventKind>,
         /// Most to print (1 to 1000).
         #[arg(long, default_value_t = 100)]
         limit: u32,
@@ -235,6 +235,16 @@ enum InstallsCommand {
         /// Installation uuid.
         uuid: String,
     },
+}
+
+/// `--type`: one of the event kinds.
+fn parse_event_kind(s: &str) -> Result<rotor_core::EventKind, String> {
+    rotor_core::EventKind::parse(s).ok_or_else(|| {
+        format!(
+            "not an event type; one of {}",
+            rotor_core::EventKind::names()
+        )
+    })
 }
 
 /// Prints a JSON answer for the operator.

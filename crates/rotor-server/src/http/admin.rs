@@ -509,8 +509,9 @@ pub(super) struct EventQuery {
     installation: Option<String>,
     /// Only this upstream identity's events.
     identity: Option<String>,
-    /// Only events of this kind (`token.exchanged`, …).
+    /// Only events of this kind.
     #[serde(rename = "type")]
+    #[param(value_type = Option<wire::EventType>)]
     kind: Option<String>,
     /// Where the page starts: the `cursor` of the previous page's `Link`.
     cursor: Option<String>,
@@ -540,6 +541,18 @@ pub(super) async fn list_events(
         .map(Uuid::parse_str)
         .transpose()
         .map_err(|_| ApiError::field("installation", "Must be a UUID."))?;
+    let kind = q
+        .kind
+        .as_deref()
+        .map(|k| {
+            rotor_core::EventKind::parse(k).ok_or_else(|| {
+                ApiError::field(
+                    "type",
+                    format!("Must be one of {}.", rotor_core::EventKind::names()),
+                )
+            })
+        })
+        .transpose()?;
     let page = PageQuery::new(q.cursor, q.per_page, q.limit);
     let limit = page.limit()?;
     let events = st
@@ -547,7 +560,7 @@ pub(super) async fn list_events(
         .events(EventFilter {
             installation_id,
             identity_id: q.identity.clone(),
-            kind: q.kind.clone(),
+            kind,
             limit: limit + 1,
             before: page.cursor()?,
         })

@@ -2,6 +2,24 @@
 //! fallback routes can fail, with its status; rendered as Sentry's
 //! `{"detail": "…"}` (or a per-field map). The RFC 6749 shape of `/oauth/`
 //! lives with those routes.
+//!
+//! # Which error type belongs where
+//!
+//! | type | layer | says |
+//! |---|---|---|
+//! | `rotor_core::CoreError` | domain (pure validation) | what the client got wrong: a bad secret, a used code, a reused refresh token, a scope outside the vocabulary |
+//! | `rotor_core::KeyError` | keyring | a key that does not parse, or a sealed value that does not open |
+//! | `rotor_store::StoreError` | storage | not found; a [`rotor_store::Conflict`] (which uniqueness or compare-and-swap rule); unavailable (retry); other (a bug), each with its cause as `source()` |
+//! | `ServiceError` | use cases | a `CoreError` refusal, a `StoreError`, or the use case's own: not found, conflict, invalid input, throttled, and `Sealed` (a `KeyError` on a value at rest: a server-key problem, not a store fault) |
+//! | `UpstreamError` | upstream use cases | needs re-authorization (`Invalid`), try again (`Unavailable`), or a `ServiceError` |
+//! | `ApiError` (here) | HTTP, `/api/0/` | the status and Sentry-shaped body |
+//! | `OAuthError` (`http::oauth`) | HTTP, `/oauth/` | RFC 6749 §5.2's status and body |
+//!
+//! Each layer converts the one below with a `From` that names every
+//! variant (no wildcard arm), so a new variant does not compile until
+//! someone chooses its answer. Faults (store, sealed values) are logged and
+//! counted once, where they become `ApiError::Internal` or `Unavailable`;
+//! their text never reaches the client.
 
 use std::collections::BTreeMap;
 
@@ -174,6 +192,14 @@ impl From<ServiceError> for ApiError {
             ServiceError::Invalid(m) => ApiError::BadRequest(m),
             ServiceError::Throttled(secs) => ApiError::TooManyRequests(secs),
             ServiceError::Store(s) => s.into(),
+            ServiceError::Sealed { what, cause } => {
+                crate::telemetry::record_store_error("sealed");
+                tracing::error!(
+                    %what, error = %cause,
+                    "a sealed value does not open: is the key that sealed it in the keyring?"
+                );
+                ApiError::Internal
+            }
         }
     }
 }

@@ -97,6 +97,15 @@ impl OAuthError {
             ServiceError::Throttled(secs) => Self::throttled(secs),
             // The API's mapping logs and counts the failure; RFC 6749 names
             // the two 5xx answers.
+            sealed @ ServiceError::Sealed { .. } => {
+                // Logged and counted by the API's mapping.
+                let _ = ApiError::from(sealed);
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "Internal error",
+                )
+            }
             ServiceError::Store(s) => match ApiError::from(s) {
                 ApiError::Unavailable => Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -9,7 +9,7 @@
 //!
 //! The refusals every operation can meet (a malformed query or body, an
 //! oversized or non-JSON body, throttling, an unavailable database, a
-//! missing admin token) are added to each operation by [`CommonAnswers`]
+//! missing admin token) are added to each operation by `CommonAnswers`
 //! rather than repeated on every handler.
 
 use axum::http::header::CONTENT_TYPE;

@@ -316,8 +316,9 @@ pub struct Event {
     /// The client's address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
-    /// The event kind (`token.exchanged`, `installation.created`, …).
+    /// The event kind.
     #[serde(rename = "type")]
+    #[schema(value_type = EventType)]
     pub kind: String,
 }
 
@@ -333,10 +334,28 @@ impl From<&EventRecord> for Event {
             identity: v.identity_id.clone(),
             installation: v.installation_id,
             ip: v.ip.clone(),
-            kind: v.kind.clone(),
+            kind: v.kind.as_str().to_owned(),
         }
     }
 }
+
+/// The name of an event kind (`rotor_core::EventKind`), as a schema: a
+/// string from the closed list of kinds.
+#[derive(Debug)]
+pub struct EventType;
+
+impl utoipa::PartialSchema for EventType {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("What the event records."))
+            .enum_values(Some(rotor_core::EventKind::ALL.iter().map(|k| k.as_str())))
+            .into()
+    }
+}
+
+impl ToSchema for EventType {}
 
 /// An upstream provider with its public settings only (its secrets are
 /// stored encrypted, apart, and never shown).

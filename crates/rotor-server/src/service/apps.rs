@@ -99,7 +99,7 @@ impl Service {
         };
         match self.store.insert_app(&app).await {
             Ok(()) => {}
-            Err(StoreError::Conflict(w)) if w == "slug" => {
+            Err(StoreError::Conflict(rotor_store::Conflict::Slug)) => {
                 return Err(ServiceError::Conflict(format!(
                     "an app with the slug {} already exists",
                     app.slug
@@ -168,11 +168,9 @@ impl Service {
             Err(e) => return Err(e.into()),
         }
         self.record(rotor_core::NewEvent {
-            kind: "app_deleted".into(),
             actor: Some(app.slug.clone()),
             detail: Some(format!("{uninstalled} installation(s) uninstalled with it")),
-            created_at: self.now(),
-            ..Default::default()
+            ..rotor_core::NewEvent::new(rotor_core::EventKind::AppDeleted, self.now())
         })
         .await;
         tracing::info!(app = %app.slug, uninstalled, "app deleted");

@@ -56,9 +56,9 @@ impl Service {
         let raw = self
             .keyring
             .open(&app.client_secret, &App::secret_aad(app.id))
-            .map_err(|e| {
-                tracing::error!(app = %app.slug, error = %e, "client secret does not decrypt");
-                StoreError::Other("client secret does not decrypt under the server key".into())
+            .map_err(|cause| ServiceError::Sealed {
+                what: format!("the client secret of app {}", app.slug),
+                cause,
             })?;
         Ok(Secret::new(String::from_utf8_lossy(&raw).into_owned()))
     }
@@ -212,15 +212,13 @@ impl Service {
         ip: Option<&str>,
     ) -> [NewEvent; 2] {
         let event = NewEvent {
-            kind: "token_exchanged".into(),
             installation_id: Some(inst.id),
             exchange_type: Some(kind.as_str().into()),
             actor: Some(app.slug.clone()),
-            created_at: self.now(),
-            ..NewEvent::default()
+            ..NewEvent::new(rotor_core::EventKind::TokenExchanged, self.now())
         };
         let audit = NewEvent {
-            kind: "token_exchange_audit".into(),
+            kind: rotor_core::EventKind::TokenExchangeAudit,
             ip: ip.map(str::to_owned),
             actor: Some(app.client_id.clone()),
             ..event.clone()
@@ -352,19 +350,17 @@ impl Service {
                 (a, r, None)
             }
         };
-        let event = |kind: &str, detail: &str| NewEvent {
-            kind: kind.into(),
+        let event = |kind: rotor_core::EventKind, detail: &str| NewEvent {
             installation_id: Some(inst.id),
             ip: ip.map(str::to_owned),
             actor: Some(app.client_id.clone()),
             detail: Some(detail.into()),
-            created_at: now,
-            ..NewEvent::default()
+            ..NewEvent::new(kind, now)
         };
         match validate::retired_refresh(app, retired, successor.as_ref(), now) {
             RetiredDecision::Replay => {
                 self.record(event(
-                    "refresh_replayed",
+                    rotor_core::EventKind::RefreshReplayed,
                     "same successor answered within the grace window",
                 ))
                 .await;
@@ -378,7 +374,10 @@ impl Service {
             RetiredDecision::Reuse => {
                 match app.settings.reuse_policy {
                     ReusePolicy::RevokeFamily => {
-                        let ev = event("refresh_token_reused", "token family revoked");
+                        let ev = event(
+                            rotor_core::EventKind::RefreshTokenReused,
+                            "token family revoked",
+                        );
                         log_event(&ev);
                         self.store
                             .revoke_family(retired.family_id, now, std::slice::from_ref(&ev))
@@ -386,7 +385,7 @@ impl Service {
                     }
                     ReusePolicy::Reject => {
                         self.record(event(
-                            "refresh_token_reused",
+                            rotor_core::EventKind::RefreshTokenReused,
                             "request rejected; family kept",
                         ))
                         .await;

@@ -88,11 +88,9 @@ impl Service {
             Err(e) => return Err(e.into()),
         }
         self.record(NewEvent {
-            kind: "installation_created".into(),
             installation_id: Some(installation.id),
             actor: Some(app.slug.clone()),
-            created_at: now,
-            ..NewEvent::default()
+            ..NewEvent::new(rotor_core::EventKind::InstallationCreated, now)
         })
         .await;
         if hook.is_some() {
@@ -152,11 +150,9 @@ impl Service {
             Err(e) => return Err(e.into()),
         }
         self.record(NewEvent {
-            kind: "installation_deleted".into(),
             installation_id: Some(inst.id),
             actor: Some(inst.app_slug.clone()),
-            created_at: now,
-            ..NewEvent::default()
+            ..NewEvent::new(rotor_core::EventKind::InstallationDeleted, now)
         })
         .await;
         if hook.is_some() {

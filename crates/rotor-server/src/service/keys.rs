@@ -4,8 +4,8 @@
 
 use rotor_core::{App, UpstreamIdentityRecord, UpstreamProvider};
 
+use super::ServiceError;
 use super::{Service, ServiceResult};
-use rotor_store::StoreError;
 
 /// Rows re-sealed by [`Service::reseal_all`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -50,7 +50,10 @@ impl Service {
             let aad = UpstreamProvider::secrets_aad(&p.key);
             let plain = ring
                 .open(&p.secrets, &aad)
-                .map_err(|e| StoreError::Other(format!("provider {}: {e}", p.key)))?;
+                .map_err(|cause| ServiceError::Sealed {
+                    what: format!("the secrets of provider {}", p.key),
+                    cause,
+                })?;
             if self
                 .store
                 .reseal_provider(&p.key, &p.secrets, &ring.seal(&plain, &aad))
@@ -75,8 +78,9 @@ impl Service {
                         let aad = UpstreamIdentityRecord::aad(i.id, field);
                         ring.open(c, &aad)
                             .map(|plain| ring.seal(&plain, &aad))
-                            .map_err(|e| {
-                                StoreError::Other(format!("identity {}: {e}", i.id)).into()
+                            .map_err(|cause| ServiceError::Sealed {
+                                what: format!("the {field} of identity {}", i.id),
+                                cause,
                             })
                     })
                     .transpose()

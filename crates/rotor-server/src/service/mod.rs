@@ -47,6 +47,18 @@ pub enum ServiceError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A value sealed at rest (a client secret, a provider secret, an
+    /// upstream token) does not open with the keyring: the key that sealed
+    /// it is missing from the server's keys, or the value was tampered with.
+    /// Not a store fault: the database answered.
+    #[error("{what} does not open with the server keys")]
+    Sealed {
+        /// Which value.
+        what: String,
+        /// The keyring's reason.
+        #[source]
+        cause: rotor_core::KeyError,
+    },
 }
 
 /// Result of a use case.

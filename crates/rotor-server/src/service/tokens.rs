@@ -75,13 +75,11 @@ impl Service {
         ip: Option<&str>,
     ) -> ServiceResult<()> {
         let event = NewEvent {
-            kind: "token_revoked".into(),
             installation_id: Some(record.installation_id),
             ip: ip.map(str::to_owned),
             actor: Some(actor.to_owned()),
             detail: Some("token family revoked".into()),
-            created_at: self.now(),
-            ..NewEvent::default()
+            ..NewEvent::new(rotor_core::EventKind::TokenRevoked, self.now())
         };
         if self
             .store

@@ -202,7 +202,10 @@ impl Service {
             self.keyring
                 .open(c, &UpstreamIdentityRecord::aad(id, field))
                 .map(|b| Secret::new(String::from_utf8_lossy(&b).into_owned()))
-                .map_err(|e| StoreError::Other(format!("identity {id} {field}: {e}")).into())
+                .map_err(|cause| ServiceError::Sealed {
+                    what: format!("the {field} of identity {id}"),
+                    cause,
+                })
         })
         .transpose()
     }
@@ -306,11 +309,9 @@ impl Service {
         ident.last_error = None;
         ident.next_attempt_at = None;
         let ev = NewEvent {
-            kind: "identity_reauthorized".into(),
             identity_id: Some(ident.id.to_string()),
             actor: Some(ident.provider.clone()),
-            created_at: self.now(),
-            ..NewEvent::default()
+            ..NewEvent::new(rotor_core::EventKind::IdentityReauthorized, self.now())
         };
         let outbox: Vec<_> = if was_invalid {
             self.identity_hook(&ident, "reauthorized")
@@ -453,8 +454,8 @@ impl Service {
         tokio::spawn(async move { svc.refresh_now(current, &up).await })
             .await
             .map_err(|_| {
-                UpstreamError::Service(ServiceError::Store(StoreError::Other(
-                    "the upstream refresh task panicked".into(),
+                UpstreamError::Service(ServiceError::Store(StoreError::other(
+                    "the upstream refresh task panicked",
                 )))
             })?
     }
@@ -473,15 +474,22 @@ impl Service {
             .ok_or(ServiceError::NotFound("Provider"))?;
         let kind = ProviderKind::parse(&provider.kind).unwrap_or(ProviderKind::OAuth2);
         let cfg: ProviderConfig = serde_json::from_str(&provider.config).unwrap_or_default();
-        let secrets: ProviderSecrets = self
+        let opened = self
             .keyring
             .open(
                 &provider.secrets,
                 &UpstreamProvider::secrets_aad(&provider.key),
             )
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or_else(|| StoreError::Other("provider secrets do not decrypt".into()))?;
+            .map_err(|cause| ServiceError::Sealed {
+                what: format!("the secrets of provider {}", provider.key),
+                cause,
+            })?;
+        let secrets: ProviderSecrets = serde_json::from_slice(&opened).map_err(|e| {
+            StoreError::other(format!(
+                "the secrets of provider {} are not JSON: {e}",
+                provider.key
+            ))
+        })?;
         let refresh_token =
             self.open_token(ident.id, "refresh_token", ident.refresh_token.as_ref())?;
         let target = UpstreamIdentity {
@@ -508,13 +516,11 @@ impl Service {
                     .await;
         }
         let now = self.now();
-        let event = |kind: &str, detail: String| NewEvent {
-            kind: kind.into(),
+        let event = |kind: rotor_core::EventKind, detail: String| NewEvent {
             identity_id: Some(ident.id.to_string()),
             actor: Some(ident.provider.clone()),
             detail: Some(detail),
-            created_at: now,
-            ..NewEvent::default()
+            ..NewEvent::new(kind, now)
         };
         crate::telemetry::record_upstream_refresh(
             &provider.kind,
@@ -538,7 +544,10 @@ impl Service {
                 ident.failure_count = 0;
                 ident.last_error = None;
                 ident.next_attempt_at = None;
-                (Ok(()), event("identity_refreshed", "refreshed".into()))
+                (
+                    Ok(()),
+                    event(rotor_core::EventKind::IdentityRefreshed, "refreshed".into()),
+                )
             }
             Err(Failure::Invalid(reason)) => {
                 ident.status = IdentityStatus::Invalid;
@@ -547,7 +556,7 @@ impl Service {
                     Err(UpstreamError::Invalid(format!(
                         "needs re-authorization: {reason}"
                     ))),
-                    event("identity_invalid", reason),
+                    event(rotor_core::EventKind::IdentityInvalid, reason),
                 )
             }
             Err(Failure::Transient { reason, .. }) => {
@@ -558,7 +567,7 @@ impl Service {
                     Err(UpstreamError::Unavailable(format!(
                         "provider unavailable: {reason}"
                     ))),
-                    event("identity_refresh_failed", reason),
+                    event(rotor_core::EventKind::IdentityRefreshFailed, reason),
                 )
             }
         };

@@ -216,13 +216,12 @@ impl Service {
             DeliveryStatus::Pending => "retry",
         });
         let kind = match record.status {
-            DeliveryStatus::Delivered => Some("webhook_delivered"),
-            DeliveryStatus::Failed => Some("webhook_failed"),
+            DeliveryStatus::Delivered => Some(rotor_core::EventKind::WebhookDelivered),
+            DeliveryStatus::Failed => Some(rotor_core::EventKind::WebhookFailed),
             DeliveryStatus::Pending => None,
         };
         let events: Vec<NewEvent> = kind
             .map(|kind| NewEvent {
-                kind: kind.into(),
                 installation_id: d.installation_id,
                 identity_id: d.identity_id.map(|i| i.to_string()),
                 actor: Some(d.event_type.clone()),
@@ -236,8 +235,7 @@ impl Service {
                         .map(|e| format!(": {e}"))
                         .unwrap_or_default()
                 )),
-                created_at: now,
-                ..NewEvent::default()
+                ..NewEvent::new(kind, now)
             })
             .into_iter()
             .collect();

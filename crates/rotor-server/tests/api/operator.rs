@@ -138,6 +138,7 @@ http_tests! {
         for bad in [
             "/api/0/sentry-apps/?sort=name",
             "/api/0/events/?kind=x",
+            "/api/0/events/?type=token.exchanged",
             "/api/0/events/?cursor=abc",
             "/api/0/upstream/identities/?status=bogus",
             "/api/0/upstream/identities/?owner=me",
