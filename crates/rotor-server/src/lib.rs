@@ -5,6 +5,7 @@
 //! the backend is chosen once, in [`startup::open_store`].
 #![forbid(unsafe_code)]
 
+pub mod background;
 pub mod connections;
 pub mod http;
 pub mod keyfile;

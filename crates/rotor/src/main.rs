@@ -4,10 +4,11 @@
 #![forbid(unsafe_code)]
 
 mod demo;
-mod more;
+mod keys_cmd;
 mod observability;
 mod output;
 mod settings;
+mod upstream_cmd;
 
 use std::sync::Arc;
 
@@ -53,10 +54,10 @@ enum Command {
     Installs(InstallsCommand),
     /// Upstream providers and identities.
     #[command(subcommand)]
-    Upstream(more::UpstreamCommand),
+    Upstream(upstream_cmd::UpstreamCommand),
     /// Server keys: generate one, re-seal secrets under the current one.
     #[command(subcommand)]
-    Keys(more::KeysCommand),
+    Keys(keys_cmd::KeysCommand),
     /// The configuration in effect.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -396,7 +397,12 @@ async fn main() -> anyhow::Result<()> {
                     });
                 }
                 AppsCommand::Delete { slug, force } => {
-                    let uninstalled = svc.delete_app(&slug, force).await?;
+                    let live = if force {
+                        rotor_server::service::WhileInstalled::Uninstall
+                    } else {
+                        rotor_server::service::WhileInstalled::Refuse
+                    };
+                    let uninstalled = svc.delete_app(&slug, live).await?;
                     eprintln!("app {slug} deleted ({uninstalled} installation(s) uninstalled)");
                 }
             }
@@ -404,9 +410,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Upstream(cmd) => {
             let state = startup::build_default(&config()?).await?;
-            more::upstream(&state.service, cmd).await
+            upstream_cmd::run(&state.service, cmd).await
         }
-        Command::Keys(cmd) => more::keys(&config()?, cmd).await,
+        Command::Keys(cmd) => keys_cmd::run(&config()?, cmd).await,
         Command::Installs(cmd) => {
             let state = startup::build_default(&config()?).await?;
             let svc = &state.service;
@@ -567,7 +573,7 @@ async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> {
     // (a webhook attempt in flight ends within its timeout), then commit
     // what the store has queued and close it.
     background.stop().await;
-    state.service.store.close().await;
+    state.service.close().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -16,8 +16,8 @@ use uuid::Uuid;
 use super::error::ApiError;
 use super::extract::{Admin, IdPath, JsonObject};
 use super::paging::{self, limit_param, PageQuery, Paged};
-use super::{both, wire, AppState, NO_STORE};
-use crate::service::{AppPatch, NewApp};
+use super::{wire, with_and_without_slash, AppState, NO_STORE};
+use crate::service::{AppPatch, NewApp, WhileInstalled};
 use crate::webhooks::payload::Actor;
 
 /// `(status, no-store headers, JSON)`: an answer that carries a secret.
@@ -28,39 +28,39 @@ pub(super) type SecretAnswer<T> = (
 );
 
 pub(super) fn routes(r: Router<AppState>) -> Router<AppState> {
-    let r = both(r, "/api/0/sentry-apps/", get(list_apps).post(create_app));
-    let r = both(
+    let r = with_and_without_slash(r, "/api/0/sentry-apps/", get(list_apps).post(create_app));
+    let r = with_and_without_slash(
         r,
         "/api/0/sentry-apps/{slug}/",
         get(show_app).patch(update_app).delete(delete_app),
     );
-    let r = both(
+    let r = with_and_without_slash(
         r,
         "/api/0/sentry-apps/{slug}/installations/",
         get(list_app_installations),
     );
-    let r = both(
+    let r = with_and_without_slash(
         r,
         "/api/0/sentry-apps/{slug}/rotate-secret/",
         post(rotate_secret),
     );
-    let r = both(
+    let r = with_and_without_slash(
         r,
         "/api/0/organizations/{org}/sentry-app-installations/",
         get(list_org_installations).post(create_installation),
     );
-    let r = both(
+    let r = with_and_without_slash(
         r,
         "/api/0/sentry-apps/{slug}/webhook-requests/",
         get(webhook_requests),
     );
-    let r = both(
+    let r = with_and_without_slash(
         r,
         "/api/0/sentry-apps/{slug}/webhook-requests/{id}/redeliver/",
         post(redeliver),
     );
-    let r = both(r, "/api/0/tokens/revoke/", post(revoke_token));
-    both(r, "/api/0/events/", get(list_events))
+    let r = with_and_without_slash(r, "/api/0/tokens/revoke/", post(revoke_token));
+    with_and_without_slash(r, "/api/0/events/", get(list_events))
 }
 
 /// The operator's revocation of a token's family.
@@ -244,12 +244,12 @@ pub(super) async fn delete_app(
     Path(slug): Path<String>,
     q: Result<Query<DeleteAppQuery>, QueryRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let force = match query(q)?.force.as_deref() {
-        None | Some("false") | Some("0") => false,
-        Some("true") | Some("1") => true,
+    let live = match query(q)?.force.as_deref() {
+        None | Some("false") | Some("0") => WhileInstalled::Refuse,
+        Some("true") | Some("1") => WhileInstalled::Uninstall,
         Some(_) => return Err(ApiError::field("force", "Must be true or false.")),
     };
-    st.service.delete_app(&slug, force).await?;
+    st.service.delete_app(&slug, live).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

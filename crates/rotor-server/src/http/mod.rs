@@ -80,7 +80,11 @@ pub(crate) const NO_STORE: [(axum::http::HeaderName, &str); 2] = [
 
 /// Adds `path` (which ends in `/`, as Sentry's routes do) and the same path
 /// without the trailing slash.
-fn both(router: Router<AppState>, path: &str, route: MethodRouter<AppState>) -> Router<AppState> {
+fn with_and_without_slash(
+    router: Router<AppState>,
+    path: &str,
+    route: MethodRouter<AppState>,
+) -> Router<AppState> {
     router
         .route(path, route.clone())
         .route(path.trim_end_matches('/'), route)

@@ -13,16 +13,16 @@ use utoipa::ToSchema;
 use super::admin::SecretAnswer;
 use super::error::ApiError;
 use super::extract::{Bearer, ClientIp, JsonObject};
-use super::{both, wire, AppState, NO_STORE};
+use super::{wire, with_and_without_slash, AppState, NO_STORE};
 use crate::service::ClientAuth;
 
 pub(super) fn routes(r: Router<AppState>) -> Router<AppState> {
-    let r = both(
+    let r = with_and_without_slash(
         r,
         "/api/0/sentry-app-installations/{uuid}/authorizations/",
         post(authorizations),
     );
-    both(
+    with_and_without_slash(
         r,
         "/api/0/sentry-app-installations/{uuid}/",
         put(verify).merge(super::admin::installation_routes()),

@@ -15,32 +15,32 @@ use super::admin::{query, ListQuery};
 use super::error::ApiError;
 use super::extract::{Admin, IdPath, JsonObject};
 use super::paging::{self, PageQuery, Paged};
-use super::{both, wire, AppState};
+use super::{wire, with_and_without_slash, AppState};
 use rotor_core::{IdentityStatus, Secret};
 use uuid::Uuid;
 
-use crate::service::upstream::{IdentityPatch, NewIdentity, UpstreamError};
+use crate::service::upstream::{IdentityPatch, NewIdentity, Refresh, UpstreamError};
 
 pub(super) fn routes(r: Router<AppState>) -> Router<AppState> {
-    let r = both(
+    let r = with_and_without_slash(
         r,
         "/api/0/upstream/providers/",
         get(list_providers).post(create_provider),
     );
-    let r = both(
+    let r = with_and_without_slash(
         r,
         "/api/0/upstream/identities/",
         get(list_identities).post(create_identity),
     );
-    let r = both(
+    let r = with_and_without_slash(
         r,
         "/api/0/upstream/identities/{id}/",
         get(show_identity)
             .patch(reauthorize_identity)
             .delete(delete_identity),
     );
-    let r = both(r, "/api/0/upstream/identities/{id}/token/", post(token));
-    both(
+    let r = with_and_without_slash(r, "/api/0/upstream/identities/{id}/token/", post(token));
+    with_and_without_slash(
         r,
         "/api/0/upstream/identities/{id}/refresh/",
         post(force_refresh),
@@ -361,7 +361,11 @@ pub(super) async fn token(
     };
     let t = st
         .service
-        .upstream_token(&id.to_string(), Duration::seconds(min_valid), false)
+        .upstream_token(
+            &id.to_string(),
+            Duration::seconds(min_valid),
+            Refresh::IfDue,
+        )
         .await?;
     Ok(Json((&t).into()))
 }
@@ -380,7 +384,7 @@ pub(super) async fn force_refresh(
 ) -> Result<Json<wire::UpstreamToken>, ApiError> {
     let t = st
         .service
-        .upstream_token(&id.to_string(), Duration::zero(), true)
+        .upstream_token(&id.to_string(), Duration::zero(), Refresh::Now)
         .await?;
     Ok(Json((&t).into()))
 }

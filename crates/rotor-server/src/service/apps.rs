@@ -61,6 +61,15 @@ pub struct CreatedApp {
     pub client_secret: Token,
 }
 
+/// What deleting an app does while it still has live installations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhileInstalled {
+    /// Refuse (`Conflict`).
+    Refuse,
+    /// Uninstall each first (their tokens stop working at once).
+    Uninstall,
+}
+
 impl Service {
     /// Creates an app with a new client id and secret.
     pub async fn create_app(&self, new: NewApp) -> ServiceResult<CreatedApp> {
@@ -128,15 +137,16 @@ impl Service {
     }
 
     /// Deletes an app and everything issued for it. While it has live
-    /// installations it is refused (`Conflict`) unless `force`, which
+    /// installations it is refused (`Conflict`) unless
+    /// [`WhileInstalled::Uninstall`], which
     /// uninstalls each first (their tokens stop working at once). Nothing is
     /// sent on the deleted app's behalf afterwards: its pending webhooks go
     /// with it. Answers how many installations were uninstalled.
     #[tracing::instrument(name = "apps.delete", skip_all)]
-    pub async fn delete_app(&self, slug: &str, force: bool) -> ServiceResult<usize> {
+    pub async fn delete_app(&self, slug: &str, live: WhileInstalled) -> ServiceResult<usize> {
         let app = self.app(slug).await?;
         let mut uninstalled = 0;
-        if force {
+        if live == WhileInstalled::Uninstall {
             loop {
                 let page = self
                     .store

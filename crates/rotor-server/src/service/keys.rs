@@ -21,7 +21,77 @@ pub struct Resealed {
     pub skipped: usize,
 }
 
+/// Which keys values at rest are sealed under ([`Service::key_status`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyStatus {
+    /// The key new values are sealed under.
+    pub primary_key_id: String,
+    /// Every key in the keyring or named by a sealed value, by id.
+    pub keys: Vec<KeyUse>,
+}
+
+/// One key's use.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyUse {
+    /// The key's public id.
+    pub key_id: String,
+    /// Values sealed under it.
+    pub values: u64,
+    /// Whether it is the primary key.
+    pub primary: bool,
+    /// Whether this server has it (a value under a key it lacks cannot open).
+    pub in_keyring: bool,
+}
+
+impl KeyStatus {
+    /// The keys other than the primary that values are still sealed under.
+    pub fn still_in_use(&self) -> impl Iterator<Item = &KeyUse> {
+        self.keys.iter().filter(|k| !k.primary && k.values > 0)
+    }
+
+    /// The keyring's keys other than the primary.
+    pub fn older_keys(&self) -> impl Iterator<Item = &KeyUse> {
+        self.keys.iter().filter(|k| !k.primary && k.in_keyring)
+    }
+}
+
 impl Service {
+    /// The primary key's id.
+    pub fn primary_key_id(&self) -> &str {
+        self.keyring.primary().id()
+    }
+
+    /// Which keys the values at rest are sealed under, and which of them
+    /// this server has.
+    pub async fn key_status(&self) -> ServiceResult<KeyStatus> {
+        let sealed = self.store.sealed_key_ids().await?;
+        let primary = self.primary_key_id().to_owned();
+        let ids: std::collections::BTreeSet<String> = self
+            .keyring
+            .all()
+            .map(|k| k.id().to_owned())
+            .chain(sealed.iter().map(|(id, _)| id.clone()))
+            .collect();
+        let keys = ids
+            .into_iter()
+            .map(|id| KeyUse {
+                values: sealed
+                    .iter()
+                    .find(|(s, _)| *s == id)
+                    .map_or(0, |(_, n)| *n),
+                primary: id == primary,
+                in_keyring: self.keyring.all().any(|k| k.id() == id),
+                key_id: id,
+            })
+            .collect();
+        Ok(KeyStatus {
+            primary_key_id: primary,
+            keys,
+        })
+    }
+
     /// Re-seals everything not yet under the primary key.
     pub async fn reseal_all(&self) -> ServiceResult<Resealed> {
         let ring = &self.keyring;

@@ -18,10 +18,10 @@ use std::sync::Arc;
 use rotor_core::{Clock, CoreError, Keyring, Lifetimes, ScopeVocabulary};
 use rotor_store::{Store, StoreError};
 
-pub use apps::{AppPatch, CreatedApp, NewApp};
+pub use apps::{AppPatch, CreatedApp, NewApp, WhileInstalled};
 pub use exchange::{ClientAuth, Issued};
 pub use installs::CreatedInstallation;
-pub use keys::Resealed;
+pub use keys::{KeyStatus, KeyUse, Resealed};
 pub use throttle::{AuthThrottle, ThrottleKey, ThrottleSettings};
 pub use tokens::{Introspection, Introspector};
 
@@ -68,15 +68,15 @@ pub type ServiceResult<T> = Result<T, ServiceError>;
 #[derive(Clone)]
 pub struct Service {
     /// The storage backend chosen in `main`.
-    pub store: Arc<dyn Store>,
+    store: Arc<dyn Store>,
     /// Where "now" comes from.
-    pub clock: Arc<dyn Clock>,
+    clock: Arc<dyn Clock>,
     /// Seals client secrets.
-    pub keyring: Arc<Keyring>,
+    keyring: Arc<Keyring>,
     /// Refresh-token idle limit and family lifetime.
-    pub lifetimes: Lifetimes,
+    lifetimes: Lifetimes,
     /// Upstream refresh state (HTTP client, single-flight locks, node name).
-    pub upstream: Option<upstream::Upstream>,
+    upstream: Option<upstream::Upstream>,
     /// Derives a refresh's successor pair from the presented refresh token,
     /// so that a replay within the grace window can be answered with the same
     /// pair without storing it. Derived once from the server key.
@@ -84,17 +84,17 @@ pub struct Service {
     /// spans a key rotation still finds its successor.
     successor_keys: Arc<Vec<[u8; 32]>>,
     /// The platform's scope vocabulary (`ROTOR_SCOPES`).
-    pub scopes: Arc<ScopeVocabulary>,
+    scopes: Arc<ScopeVocabulary>,
     /// Webhook settings: what is queued (platform endpoint) and how it is
     /// sent and retried.
-    pub webhooks: Arc<crate::webhooks::WebhookSettings>,
+    webhooks: Arc<crate::webhooks::WebhookSettings>,
     /// Wakes this node's webhook worker when a change queued deliveries.
     webhook_wake: Arc<tokio::sync::Notify>,
     /// Events and audit records older than this are purged by the janitor;
     /// `None` keeps them forever.
-    pub events_retention: Option<chrono::Duration>,
+    events_retention: Option<chrono::Duration>,
     /// Failed-authentication throttle (per node).
-    pub throttle: Arc<AuthThrottle>,
+    throttle: Arc<AuthThrottle>,
 }
 
 impl std::fmt::Debug for Service {
@@ -174,6 +174,21 @@ impl Service {
     /// Rows by status for the metrics' gauges (see [`Store::status_counts`]).
     pub async fn status_counts(&self) -> ServiceResult<Vec<(String, String, u64)>> {
         Ok(self.store.status_counts().await?)
+    }
+
+    /// The platform's scope vocabulary.
+    pub fn scopes(&self) -> &ScopeVocabulary {
+        &self.scopes
+    }
+
+    /// The webhook settings (the worker reads them).
+    pub fn webhook_settings(&self) -> Arc<crate::webhooks::WebhookSettings> {
+        self.webhooks.clone()
+    }
+
+    /// Closes the store: queued writes commit, connections close.
+    pub async fn close(&self) {
+        self.store.close().await;
     }
 
     /// Sets the platform's scope vocabulary.

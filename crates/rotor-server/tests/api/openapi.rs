@@ -76,10 +76,21 @@ async fn the_served_document_is_the_one_in_docs() {
 /// The routes the router registers, read from the route modules' sources:
 /// every string literal that is a path.
 fn routes_in_source() -> BTreeSet<String> {
-    let dir = repo_file("crates/rotor-server/src/http");
+    let mut files = Vec::new();
+    let mut dirs = vec![repo_file("crates/rotor-server/src/http")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
     let mut out = BTreeSet::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+    for file in files {
+        let text = std::fs::read_to_string(file).unwrap();
         for part in text.split('"').skip(1).step_by(2) {
             let is_route = ["/api/", "/oauth/", "/.well-known/", "/healthz", "/readyz"]
                 .iter()

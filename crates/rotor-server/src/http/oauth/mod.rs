@@ -5,308 +5,30 @@
 //! Errors here have RFC 6749 §5.2's shape; the use cases are the same ones
 //! the Sentry-compatible route calls.
 
-use std::collections::BTreeMap;
+mod client;
+mod error;
 
-use axum::extract::{FromRequest, Request, State};
-use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, HOST, PRAGMA, WWW_AUTHENTICATE};
+use axum::extract::State;
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, PRAGMA};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use base64::Engine;
-use rotor_core::{CoreError, Secret, TokenKind};
+use rotor_core::TokenKind;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::extract::{has_content_type, read_limited, ClientIp};
+use super::extract::ClientIp;
 use super::{error::ApiError, wire, AppState};
-use crate::service::{ClientAuth, Introspector, Issued, ServiceError};
+use crate::service::{ClientAuth, Introspector, Issued};
+use client::{client_auth, issuer, Form};
+pub use error::OAuthError;
 
 pub(super) fn routes(r: Router<AppState>) -> Router<AppState> {
     r.route("/oauth/token", post(token))
         .route("/oauth/revoke", post(revoke))
         .route("/oauth/introspect", post(introspect))
         .route("/.well-known/oauth-authorization-server", get(metadata))
-}
-
-const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-
-/// An RFC 6749 §5.2 error.
-#[derive(Debug)]
-pub struct OAuthError {
-    status: StatusCode,
-    error: &'static str,
-    description: String,
-    /// Set when the client authenticated with HTTP Basic and failed.
-    basic_challenge: bool,
-    /// Seconds for `Retry-After`, when throttled.
-    retry_after: Option<u64>,
-}
-
-impl OAuthError {
-    fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
-        Self {
-            status,
-            error,
-            description: description.into(),
-            basic_challenge: false,
-            retry_after: None,
-        }
-    }
-
-    /// 429 after too many failed authentications; `Retry-After: secs`.
-    fn throttled(secs: u64) -> Self {
-        Self {
-            retry_after: Some(secs),
-            ..Self::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "temporarily_unavailable",
-                format!("Too many failed authentication attempts; retry in {secs} s"),
-            )
-        }
-    }
-
-    fn invalid_request(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
-    }
-
-    fn invalid_client(basic: bool) -> Self {
-        Self {
-            basic_challenge: basic,
-            ..Self::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_client",
-                "Client authentication failed",
-            )
-        }
-    }
-
-    /// Maps a use-case failure; `basic` says whether the client used Basic.
-    fn from_service(e: ServiceError, basic: bool) -> Self {
-        match e {
-            ServiceError::Refused(CoreError::InvalidClient) => Self::invalid_client(basic),
-            ServiceError::Refused(c) => {
-                Self::new(StatusCode::BAD_REQUEST, "invalid_grant", c.to_string())
-            }
-            ServiceError::NotFound(what) => Self::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_grant",
-                format!("{what} not found"),
-            ),
-            ServiceError::Invalid(m) | ServiceError::Conflict(m) => Self::invalid_request(m),
-            ServiceError::Throttled(secs) => Self::throttled(secs),
-            // The API's mapping logs and counts the failure; RFC 6749 names
-            // the two 5xx answers.
-            sealed @ ServiceError::Sealed { .. } => {
-                // Logged and counted by the API's mapping.
-                let _ = ApiError::from(sealed);
-                Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
-                    "Internal error",
-                )
-            }
-            ServiceError::Store(s) => match ApiError::from(s) {
-                ApiError::Unavailable => Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "temporarily_unavailable",
-                    "The database is unavailable; try again shortly",
-                ),
-                ApiError::NotFound(m) => Self::new(StatusCode::BAD_REQUEST, "invalid_grant", m),
-                ApiError::Conflict(m) => Self::invalid_request(m),
-                ApiError::Internal
-                | ApiError::MissingFields(_)
-                | ApiError::FieldErrors(_)
-                | ApiError::BadRequest(_)
-                | ApiError::Unauthorized(_)
-                | ApiError::Forbidden(_)
-                | ApiError::MethodNotAllowed
-                | ApiError::TooManyRequests(_)
-                | ApiError::PayloadTooLarge
-                | ApiError::UnsupportedMediaType(_)
-                | ApiError::ProviderUnavailable(_) => Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
-                    "Internal error",
-                ),
-            },
-        }
-    }
-
-    fn from_body(e: ApiError) -> Self {
-        let status = e.status();
-        let description = match e {
-            ApiError::PayloadTooLarge => "Request body is larger than the 64 KiB limit".into(),
-            ApiError::UnsupportedMediaType(m) | ApiError::BadRequest(m) => m,
-            ApiError::MissingFields(f) => format!("Missing parameter(s): {}", f.join(", ")),
-            ApiError::FieldErrors(_)
-            | ApiError::Unauthorized(_)
-            | ApiError::Forbidden(_)
-            | ApiError::NotFound(_)
-            | ApiError::MethodNotAllowed
-            | ApiError::Conflict(_)
-            | ApiError::TooManyRequests(_)
-            | ApiError::Unavailable
-            | ApiError::ProviderUnavailable(_)
-            | ApiError::Internal => "Malformed request".into(),
-        };
-        Self::new(status, "invalid_request", description)
-    }
-}
-
-impl IntoResponse for OAuthError {
-    fn into_response(self) -> Response {
-        let mut res = (
-            self.status,
-            Json(wire::OAuthErrorBody {
-                error: self.error.to_owned(),
-                error_description: self.description,
-            }),
-        )
-            .into_response();
-        let h = res.headers_mut();
-        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        h.insert(PRAGMA, HeaderValue::from_static("no-cache"));
-        if let Some(secs) = self.retry_after {
-            h.insert(axum::http::header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        if self.basic_challenge {
-            h.insert(
-                WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"rotor\", charset=\"UTF-8\""),
-            );
-        }
-        res
-    }
-}
-
-/// A form body: content type, 64 KiB limit, and no parameter twice.
-#[derive(Debug)]
-pub struct Form(BTreeMap<String, String>);
-
-impl Form {
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
-    }
-
-    fn require(&self, name: &str) -> Result<&str, OAuthError> {
-        self.get(name)
-            .ok_or_else(|| OAuthError::invalid_request(format!("{name} is required")))
-    }
-}
-
-impl<S: Send + Sync> FromRequest<S> for Form {
-    type Rejection = OAuthError;
-
-    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        if !has_content_type(req.headers(), "application/x-www-form-urlencoded") {
-            return Err(OAuthError::from_body(ApiError::UnsupportedMediaType(
-                "Expected Content-Type: application/x-www-form-urlencoded".into(),
-            )));
-        }
-        let bytes = read_limited(req).await.map_err(OAuthError::from_body)?;
-        let mut map = BTreeMap::new();
-        for (k, v) in url::form_urlencoded::parse(&bytes) {
-            if map.insert(k.to_string(), v.into_owned()).is_some() {
-                return Err(OAuthError::invalid_request(format!(
-                    "parameter {k} is given more than once"
-                )));
-            }
-        }
-        Ok(Form(map))
-    }
-}
-
-/// The issuer: the configured public URL, else this request's host.
-fn issuer(st: &AppState, headers: &HeaderMap) -> String {
-    if let Some(i) = &st.issuer {
-        return i.clone();
-    }
-    let host = headers
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    format!("http://{host}")
-}
-
-/// `Basic base64(urlencode(id):urlencode(secret))` (RFC 6749 §2.3.1).
-fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, String), OAuthError>> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, rest) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let parsed = (|| {
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(rest.trim())
-            .ok()?;
-        let text = String::from_utf8(raw).ok()?;
-        let (id, secret) = text.split_once(':')?;
-        let decode = |s: &str| {
-            url::form_urlencoded::parse(format!("x={s}").as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-        };
-        Some((decode(id)?, decode(secret)?))
-    })();
-    Some(parsed.ok_or_else(|| OAuthError::invalid_client(true)))
-}
-
-/// Works out how the client authenticates; exactly one method is allowed.
-/// Answers the method and whether it was Basic.
-fn client_auth(
-    st: &AppState,
-    headers: &HeaderMap,
-    form: &Form,
-) -> Result<(ClientAuth, bool), OAuthError> {
-    let basic = basic_credentials(headers).transpose()?;
-    let post = form.get("client_secret");
-    let assertion = form.get("client_assertion");
-    match (basic, post, assertion) {
-        (Some((id, secret)), None, None) => {
-            if form.get("client_id").is_some_and(|c| c != id) {
-                return Err(OAuthError::invalid_request(
-                    "client_id does not match the Basic credentials",
-                ));
-            }
-            Ok((
-                ClientAuth::Secret {
-                    client_id: id,
-                    client_secret: Secret::new(secret),
-                },
-                true,
-            ))
-        }
-        (None, Some(secret), None) => Ok((
-            ClientAuth::Secret {
-                client_id: form.require("client_id")?.to_owned(),
-                client_secret: Secret::new(secret),
-            },
-            false,
-        )),
-        (None, None, Some(jwt)) => {
-            if form.get("client_assertion_type") != Some(JWT_BEARER) {
-                return Err(OAuthError::invalid_request(format!(
-                    "client_assertion_type must be {JWT_BEARER}"
-                )));
-            }
-            let iss = issuer(st, headers);
-            Ok((
-                ClientAuth::Jwt {
-                    assertion: Secret::new(jwt),
-                    audiences: vec![format!("{iss}/oauth/token"), iss],
-                },
-                false,
-            ))
-        }
-        (None, None, None) => Err(OAuthError::invalid_client(false)),
-        _ => Err(OAuthError::invalid_request(
-            "use exactly one client authentication method",
-        )),
-    }
 }
 
 fn no_store<T: Serialize>(body: T) -> Response {
@@ -574,7 +296,7 @@ pub(super) async fn metadata(
         revocation_endpoint: format!("{iss}/oauth/revoke"),
         revocation_endpoint_auth_methods_supported: methods.clone(),
         revocation_endpoint_auth_signing_alg_values_supported: hs256.clone(),
-        scopes_supported: st.service.scopes.all(),
+        scopes_supported: st.service.scopes().all(),
         token_endpoint: format!("{iss}/oauth/token"),
         token_endpoint_auth_methods_supported: methods,
         token_endpoint_auth_signing_alg_values_supported: hs256,
