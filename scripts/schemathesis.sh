@@ -39,16 +39,38 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-echo "==> schemathesis $VERSION against http://127.0.0.1:$PORT/api/openapi.json"
+CHECKS=not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance
+URL="http://127.0.0.1:$PORT"
+run() {
+  "$VENV/bin/schemathesis" "$@" run "$URL/api/openapi.json" \
+    --header "Authorization: Bearer $ROTOR_ADMIN_TOKEN" \
+    --checks "$CHECKS" \
+    --phases examples,coverage,fuzzing \
+    --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-50}" \
+    --workers 2 \
+    --seed "${SCHEMATHESIS_SEED:-1}" \
+    --no-color
+}
+
 status=0
-"$VENV/bin/schemathesis" run "http://127.0.0.1:$PORT/api/openapi.json" \
-  --header "Authorization: Bearer $ROTOR_ADMIN_TOKEN" \
-  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
-  --phases examples,coverage,fuzzing \
-  --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-50}" \
-  --workers 2 \
-  --seed "${SCHEMATHESIS_SEED:-1}" \
-  --no-color || status=$?
+echo "==> schemathesis $VERSION, pass 1: every operation, generated paths, queries and bodies"
+run || status=$?
+
+# Pass 2: the same, with the path parameters fixed to real resources.
+admin() { curl -fsS -X "$1" "$URL$2" -H "Authorization: Bearer $ROTOR_ADMIN_TOKEN" \
+  -H 'Content-Type: application/json' ${3:+-d "$3"}; }
+field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+export ST_APP_SLUG=schemathesis ST_ORG=st-org
+admin POST /api/0/sentry-apps/ '{"name": "Schemathesis", "scopes": ["project:read"]}' > /dev/null
+export ST_INSTALLATION="$(admin POST "/api/0/organizations/$ST_ORG/sentry-app-installations/" \
+  "{\"slug\": \"$ST_APP_SLUG\"}" | field uuid)"
+admin POST /api/0/upstream/providers/ \
+  '{"key": "st", "kind": "oauth2", "config": {"tokenUrl": "http://127.0.0.1:9/token", "clientId": "c", "clientSecret": "s"}}' > /dev/null
+export ST_IDENTITY="$(admin POST /api/0/upstream/identities/ \
+  '{"provider": "st", "externalId": "e", "refreshToken": "r", "accessToken": "a", "expiresAt": "2099-01-01T00:00:00Z"}' | field id)"
+echo "==> schemathesis $VERSION, pass 2: paths fixed to app $ST_APP_SLUG, installation $ST_INSTALLATION, identity $ST_IDENTITY"
+run --config-file scripts/schemathesis-known.toml || status=$?
+
 if [ "$status" -ne 0 ]; then
   echo "==> rotor's warnings and errors:"
   grep -E "WARN|ERROR" "$DATA/rotor.log" | tail -n 30 || true

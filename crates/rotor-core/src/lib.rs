@@ -27,7 +27,7 @@ pub use model::*;
 pub use scope::ScopeVocabulary;
 pub use secret::Secret;
 pub use token::{Token, TokenFormatError, TokenHash, TokenKind};
-pub use upstream::{IdentityStatus, UpstreamIdentityRecord, UpstreamProvider};
+pub use upstream::{IdentityFilter, IdentityStatus, UpstreamIdentityRecord, UpstreamProvider};
 pub use webhook::{
     AttemptRecord, AttemptResult, DeliveryStatus, RetryPolicy, WebhookDelivery, WebhookTarget,
 };

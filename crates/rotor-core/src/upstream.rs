@@ -56,6 +56,19 @@ impl IdentityStatus {
     }
 }
 
+/// One page of the identities list, in id order.
+#[derive(Debug, Clone, Default)]
+pub struct IdentityFilter {
+    /// Only identities in this state.
+    pub status: Option<IdentityStatus>,
+    /// Only identities at this provider (its key).
+    pub provider: Option<String>,
+    /// Only identities whose id sorts after this one (the page cursor).
+    pub after: Option<Uuid>,
+    /// At most this many.
+    pub limit: u32,
+}
+
 /// An identity at an upstream provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamIdentityRecord {

@@ -174,6 +174,7 @@ impl OutboxStore for PgStore {
         &self,
         app_id: Option<Uuid>,
         status: Option<DeliveryStatus>,
+        before: Option<Uuid>,
         limit: u32,
     ) -> StoreResult<Vec<WebhookDelivery>> {
         let target = app_id
@@ -181,11 +182,14 @@ impl OutboxStore for PgStore {
             .storage_key();
         sqlx::query(
             "SELECT * FROM webhook_deliveries WHERE target = $1 \
-             AND ($2::text IS NULL OR status = $2) ORDER BY seq DESC LIMIT $3",
+             AND ($2::text IS NULL OR status = $2) \
+             AND ($4::uuid IS NULL OR seq < (SELECT seq FROM webhook_deliveries WHERE id = $4)) \
+             ORDER BY seq DESC LIMIT $3",
         )
         .bind(target)
         .bind(status.map(DeliveryStatus::as_str))
         .bind(i64::from(limit))
+        .bind(before)
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?

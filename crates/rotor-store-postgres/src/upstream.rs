@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rotor_core::{
-    Ciphertext, IdentityStatus, NewEvent, UpstreamIdentityRecord, UpstreamProvider, WebhookDelivery,
+    Ciphertext, IdentityFilter, IdentityStatus, NewEvent, UpstreamIdentityRecord, UpstreamProvider,
+    WebhookDelivery,
 };
 use rotor_store::{Conflict, StoreError, StoreResult, UpstreamStore};
 use sqlx::postgres::PgRow;
@@ -142,6 +143,27 @@ impl UpstreamStore for PgStore {
             .iter()
             .map(identity)
             .collect()
+    }
+
+    async fn identities_page(
+        &self,
+        f: &IdentityFilter,
+    ) -> StoreResult<Vec<UpstreamIdentityRecord>> {
+        sqlx::query(
+            "SELECT * FROM upstream_identities WHERE ($1::text IS NULL OR status = $1) \
+             AND ($2::text IS NULL OR provider = $2) AND ($3::uuid IS NULL OR id > $3) \
+             ORDER BY id LIMIT $4",
+        )
+        .bind(f.status.map(IdentityStatus::as_str))
+        .bind(&f.provider)
+        .bind(f.after)
+        .bind(i64::from(f.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(identity)
+        .collect()
     }
 
     async fn delete_identity(&self, id: Uuid) -> StoreResult<()> {

@@ -174,6 +174,7 @@ impl OutboxStore for SqliteStore {
         &self,
         app_id: Option<Uuid>,
         status: Option<DeliveryStatus>,
+        before: Option<Uuid>,
         limit: u32,
     ) -> StoreResult<Vec<WebhookDelivery>> {
         let target = app_id
@@ -183,8 +184,15 @@ impl OutboxStore for SqliteStore {
             all(
                 c,
                 "SELECT * FROM webhook_deliveries WHERE target = ?1 \
-                 AND (?2 IS NULL OR status = ?2) ORDER BY seq DESC LIMIT ?3",
-                params![target, status.map(DeliveryStatus::as_str), i64::from(limit)],
+                 AND (?2 IS NULL OR status = ?2) \
+                 AND (?4 IS NULL OR seq < (SELECT seq FROM webhook_deliveries WHERE id = ?4)) \
+                 ORDER BY seq DESC LIMIT ?3",
+                params![
+                    target,
+                    status.map(DeliveryStatus::as_str),
+                    i64::from(limit),
+                    before.map(|b| b.to_string())
+                ],
                 delivery,
             )
         })

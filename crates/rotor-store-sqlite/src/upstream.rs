@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rotor_core::{
-    Ciphertext, IdentityStatus, NewEvent, UpstreamIdentityRecord, UpstreamProvider, WebhookDelivery,
+    Ciphertext, IdentityFilter, IdentityStatus, NewEvent, UpstreamIdentityRecord, UpstreamProvider,
+    WebhookDelivery,
 };
 use rotor_store::{Conflict, StoreError, StoreResult, UpstreamStore};
 use rusqlite::{params, Row};
@@ -167,6 +168,29 @@ impl UpstreamStore for SqliteStore {
                 c,
                 "SELECT * FROM upstream_identities ORDER BY created_at LIMIT ?",
                 [i64::from(limit)],
+                identity,
+            )
+        })
+        .await
+    }
+
+    async fn identities_page(
+        &self,
+        f: &IdentityFilter,
+    ) -> StoreResult<Vec<UpstreamIdentityRecord>> {
+        let f = f.clone();
+        db::read_blocking(&self.readers, move |c| {
+            all(
+                c,
+                "SELECT * FROM upstream_identities WHERE (?1 IS NULL OR status = ?1) \
+                 AND (?2 IS NULL OR provider = ?2) AND (?3 IS NULL OR id > ?3) \
+                 ORDER BY id LIMIT ?4",
+                params![
+                    f.status.map(IdentityStatus::as_str),
+                    f.provider,
+                    f.after.map(|a| a.to_string()),
+                    i64::from(f.limit)
+                ],
                 identity,
             )
         })

@@ -238,18 +238,27 @@ pub async fn redelivery_listing_and_purge<S: Store>(store: Arc<S>) {
         .await
         .unwrap();
 
-    let all = store.list_deliveries(Some(app), None, 10).await.unwrap();
+    let all = store
+        .list_deliveries(Some(app), None, None, 10)
+        .await
+        .unwrap();
     assert_eq!(
         all.iter().map(|d| d.id).collect::<Vec<_>>(),
         vec![new.id, old.id]
     );
+    // The cursor: after the newest, the older one only.
+    let page = store
+        .list_deliveries(Some(app), None, Some(new.id), 10)
+        .await
+        .unwrap();
+    assert_eq!(page.iter().map(|d| d.id).collect::<Vec<_>>(), vec![old.id]);
     let done = store
-        .list_deliveries(Some(app), Some(DeliveryStatus::Delivered), 10)
+        .list_deliveries(Some(app), Some(DeliveryStatus::Delivered), None, 10)
         .await
         .unwrap();
     assert_eq!(done.iter().map(|d| d.id).collect::<Vec<_>>(), vec![old.id]);
     assert!(store
-        .list_deliveries(None, None, 10)
+        .list_deliveries(None, None, None, 10)
         .await
         .unwrap()
         .is_empty());

@@ -18,8 +18,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rotor_core::{
-    App, AttemptRecord, Ciphertext, DeliveryStatus, Event, EventFilter, Grant, Installation,
-    InstallationFilter, InstallationStatus, IssuedToken, NewEvent, TokenHash,
+    App, AttemptRecord, Ciphertext, DeliveryStatus, Event, EventFilter, Grant, IdentityFilter,
+    Installation, InstallationFilter, InstallationStatus, IssuedToken, NewEvent, TokenHash,
     UpstreamIdentityRecord, UpstreamProvider, UsedJti, WebhookDelivery,
 };
 use uuid::Uuid;
@@ -315,6 +315,9 @@ pub trait UpstreamStore: Send + Sync {
     async fn identity(&self, id: Uuid) -> StoreResult<Option<UpstreamIdentityRecord>>;
     /// All identities, oldest first, at most `limit`.
     async fn list_identities(&self, limit: u32) -> StoreResult<Vec<UpstreamIdentityRecord>>;
+    /// A page of identities in id order, filtered (the admin list).
+    async fn identities_page(&self, f: &IdentityFilter)
+        -> StoreResult<Vec<UpstreamIdentityRecord>>;
     /// Deletes an identity; `NotFound` if absent.
     async fn delete_identity(&self, id: Uuid) -> StoreResult<()>;
     /// Compare-and-swap: takes the refresh lease of identity `id` for
@@ -417,11 +420,13 @@ pub trait OutboxStore: Send + Sync {
     /// The delivery with this id.
     async fn delivery(&self, id: Uuid) -> StoreResult<Option<WebhookDelivery>>;
     /// An app's deliveries (or the platform's, with `None`), newest first,
-    /// optionally of one status, at most `limit`.
+    /// optionally of one status, queued before delivery `before` (the page
+    /// cursor; none when that delivery is gone), at most `limit`.
     async fn list_deliveries(
         &self,
         app_id: Option<Uuid>,
         status: Option<DeliveryStatus>,
+        before: Option<Uuid>,
         limit: u32,
     ) -> StoreResult<Vec<WebhookDelivery>>;
     /// Makes a delivery pending and due at `now` again, its retry window

@@ -427,14 +427,12 @@ async fn main() -> anyhow::Result<()> {
                 }
                 InstallsCommand::Delete { uuid } => {
                     let id = parse_uuid("installation", &uuid)?;
-                    svc.delete_installation(&id.to_string(), None).await?;
+                    svc.delete_installation(id, None).await?;
                     eprintln!("installation {uuid} deleted");
                 }
                 InstallsCommand::Show { uuid } => {
                     let id = parse_uuid("installation", &uuid)?;
-                    print(&wire::Installation::from(
-                        &svc.installation(&id.to_string()).await?,
-                    ));
+                    print(&wire::Installation::from(&svc.installation(id).await?));
                 }
                 InstallsCommand::List {
                     org,
@@ -585,7 +583,7 @@ fn reuse_policy_arg(p: Option<String>) -> anyhow::Result<Option<ReusePolicy>> {
 }
 
 /// `--limit` of a list command: 1 to 1000, as the API's.
-fn check_limit(limit: u32) -> anyhow::Result<()> {
+pub(crate) fn check_limit(limit: u32) -> anyhow::Result<()> {
     if !(1..=1000).contains(&limit) {
         anyhow::bail!("--limit must be 1 to 1000");
     }

@@ -65,12 +65,21 @@ pub enum IdentitiesCommand {
         /// Only those with this status: active or invalid.
         #[arg(long)]
         status: Option<String>,
+        /// Only those at this provider (its key).
+        #[arg(long)]
+        provider: Option<String>,
+        /// Most to print (1 to 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Where to start: the cursor the previous page printed.
+        #[arg(long)]
+        cursor: Option<uuid::Uuid>,
     },
     /// Re-authorize an identity in place with new tokens (same id; an
     /// invalid one becomes active and the platform is told).
     Patch {
         /// Identity id.
-        id: String,
+        id: uuid::Uuid,
         /// New access token (or ROTOR_UPSTREAM_ACCESS_TOKEN).
         #[arg(long, env = "ROTOR_UPSTREAM_ACCESS_TOKEN", hide_env_values = true)]
         access_token: Option<String>,
@@ -87,12 +96,12 @@ pub enum IdentitiesCommand {
     /// Delete an identity and its stored tokens.
     Delete {
         /// Identity id.
-        id: String,
+        id: uuid::Uuid,
     },
     /// Print a token valid for at least --min-valid-seconds (refreshing first if needed).
     Token {
         /// Identity id.
-        id: String,
+        id: uuid::Uuid,
         /// Seconds the token must still be valid.
         #[arg(long, default_value_t = 60)]
         min_valid_seconds: i64,
@@ -100,7 +109,7 @@ pub enum IdentitiesCommand {
     /// Refresh now and print the new token.
     Refresh {
         /// Identity id.
-        id: String,
+        id: uuid::Uuid,
     },
 }
 
@@ -146,15 +155,32 @@ pub async fn run(svc: &Service, cmd: UpstreamCommand) -> anyhow::Result<()> {
                 .await?;
             print(&wire::Identity::from(&i));
         }
-        UpstreamCommand::Identities(IdentitiesCommand::List { status }) => {
+        UpstreamCommand::Identities(IdentitiesCommand::List {
+            status,
+            provider,
+            limit,
+            cursor,
+        }) => {
+            crate::check_limit(limit)?;
             let status = status
                 .map(|s| {
                     rotor_core::IdentityStatus::parse(&s)
                         .ok_or_else(|| anyhow::anyhow!("--status must be active or invalid"))
                 })
                 .transpose()?;
-            let mut list = svc.list_identities(100_000).await?;
-            list.retain(|i| status.is_none_or(|s| i.status == s));
+            let list = svc
+                .identities_page(&rotor_core::IdentityFilter {
+                    status,
+                    provider,
+                    after: cursor,
+                    limit,
+                })
+                .await?;
+            if list.len() == limit as usize {
+                if let Some(last) = list.last() {
+                    eprintln!("more: --cursor {}", last.id);
+                }
+            }
             print(&list.iter().map(wire::Identity::from).collect::<Vec<_>>());
         }
         UpstreamCommand::Identities(IdentitiesCommand::Patch {
@@ -166,7 +192,7 @@ pub async fn run(svc: &Service, cmd: UpstreamCommand) -> anyhow::Result<()> {
         }) => {
             let i = svc
                 .reauthorize_identity(
-                    &id,
+                    id,
                     IdentityPatch {
                         access_token: access_token.map(Secret::new),
                         refresh_token: refresh_token.map(Secret::new),
@@ -178,7 +204,7 @@ pub async fn run(svc: &Service, cmd: UpstreamCommand) -> anyhow::Result<()> {
             print(&wire::Identity::from(&i));
         }
         UpstreamCommand::Identities(IdentitiesCommand::Delete { id }) => {
-            svc.delete_identity(&id).await?;
+            svc.delete_identity(id).await?;
             eprintln!("identity {id} deleted");
         }
         UpstreamCommand::Identities(IdentitiesCommand::Token {
@@ -187,7 +213,7 @@ pub async fn run(svc: &Service, cmd: UpstreamCommand) -> anyhow::Result<()> {
         }) => {
             let t = svc
                 .upstream_token(
-                    &id,
+                    id,
                     chrono::Duration::seconds(min_valid_seconds.max(0)),
                     Refresh::IfDue,
                 )
@@ -196,7 +222,7 @@ pub async fn run(svc: &Service, cmd: UpstreamCommand) -> anyhow::Result<()> {
         }
         UpstreamCommand::Identities(IdentitiesCommand::Refresh { id }) => {
             let t = svc
-                .upstream_token(&id, chrono::Duration::zero(), Refresh::Now)
+                .upstream_token(id, chrono::Duration::zero(), Refresh::Now)
                 .await?;
             print(&wire::UpstreamToken::from(&t));
         }

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use super::extract::{Admin, IdPath, JsonObject};
-use super::paging::{self, limit_param, PageQuery, Paged};
+use super::paging::{self, PageQuery, Paged};
 use super::{wire, with_and_without_slash, AppState, NO_STORE};
 use crate::service::{AppPatch, NewApp, WhileInstalled};
 use crate::webhooks::payload::Actor;
@@ -476,9 +476,7 @@ pub(super) async fn show_installation(
     State(st): State<AppState>,
     IdPath(id): IdPath,
 ) -> Result<Json<wire::Installation>, ApiError> {
-    Ok(Json(
-        (&st.service.installation(&id.to_string()).await?).into(),
-    ))
+    Ok(Json((&st.service.installation(id).await?).into()))
 }
 
 /// Uninstall (operator)
@@ -493,9 +491,7 @@ pub(super) async fn delete_installation(
     State(st): State<AppState>,
     IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
-    st.service
-        .delete_installation(&id.to_string(), None)
-        .await?;
+    st.service.delete_installation(id, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -585,28 +581,37 @@ pub(super) struct WebhookQuery {
     /// Only deliveries in this state.
     #[param(value_type = Option<wire::DeliveryStatus>)]
     status: Option<String>,
-    /// At most this many, newest first (1 to 1000, default 100).
+    /// Where the page starts: the `cursor` of the previous page's `Link`.
+    cursor: Option<String>,
+    /// Items per page, 1 to 1000 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    per_page: Option<String>,
+    /// An alias of `per_page`.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
 }
 
 /// An app's webhook deliveries
 ///
-/// Newest first; never a delivery's body (it may carry a grant code).
+/// Newest first, a page at a time; never a delivery's body (it may carry a
+/// grant code).
 #[utoipa::path(get, path = "/api/0/sentry-apps/{slug}/webhook-requests/", tag = "webhooks",
     params(("slug" = String, Path, description = "The app's slug"), WebhookQuery),
-    responses((status = 200, body = Vec<wire::Delivery>), (status = 404, body = wire::ApiErrorBody)))]
+    responses((status = 200, body = Vec<wire::Delivery>, headers(("Link" = String, description = "The next page"))),
+        (status = 404, body = wire::ApiErrorBody)))]
 pub(super) async fn webhook_requests(
     _: Admin,
     State(st): State<AppState>,
     Path(slug): Path<String>,
+    uri: Uri,
     q: Result<Query<WebhookQuery>, QueryRejection>,
-) -> Result<Json<Vec<wire::Delivery>>, ApiError> {
+) -> Result<Paged<wire::Delivery>, ApiError> {
     let q = query(q)?;
     let status = q
         .status
+        .as_deref()
         .map(|s| {
-            DeliveryStatus::parse(&s).ok_or_else(|| {
+            DeliveryStatus::parse(s).ok_or_else(|| {
                 ApiError::field(
                     "status",
                     "Must be \"pending\", \"delivered\" or \"failed\".",
@@ -614,9 +619,17 @@ pub(super) async fn webhook_requests(
             })
         })
         .transpose()?;
-    let limit = limit_param(q.limit.as_deref())?;
-    let list = st.service.webhook_requests(&slug, status, limit).await?;
-    Ok(Json(list.iter().map(wire::Delivery::from).collect()))
+    let page = PageQuery::new(q.cursor, q.per_page, q.limit);
+    let limit = page.limit()?;
+    let list = st
+        .service
+        .webhook_requests(&slug, status, page.cursor()?, limit + 1)
+        .await?;
+    let (list, next) = paging::cut(list, limit, |d| d.id.to_string());
+    Ok((
+        paging::link(uri.path(), &[("status", q.status)], limit, next.as_deref()),
+        Json(list.iter().map(wire::Delivery::from).collect()),
+    ))
 }
 
 /// Deliver a webhook again

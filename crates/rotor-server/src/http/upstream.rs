@@ -16,8 +16,7 @@ use super::error::ApiError;
 use super::extract::{Admin, IdPath, JsonObject};
 use super::paging::{self, PageQuery, Paged};
 use super::{wire, with_and_without_slash, AppState};
-use rotor_core::{IdentityStatus, Secret};
-use uuid::Uuid;
+use rotor_core::{IdentityFilter, IdentityStatus, Secret};
 
 use crate::service::upstream::{IdentityPatch, NewIdentity, Refresh, UpstreamError};
 
@@ -136,9 +135,6 @@ pub(super) struct IdentitiesQuery {
     limit: Option<String>,
 }
 
-/// Most identities one list reads; the page is cut from them in id order.
-const IDENTITIES_READ: u32 = 100_000;
-
 /// A new upstream identity: an account at a provider with its tokens.
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -223,16 +219,16 @@ pub(super) async fn list_identities(
         .transpose()?;
     let page = PageQuery::new(q.cursor, q.per_page, q.limit);
     let limit = page.limit()?;
-    let after: Option<Uuid> = page.cursor()?;
-    let mut list = st.service.list_identities(IDENTITIES_READ).await?;
-    list.retain(|i| {
-        status.is_none_or(|s| i.status == s)
-            && q.provider.as_deref().is_none_or(|p| i.provider == p)
-    });
-    let (list, next) =
-        paging::page_sorted(list, after.map(|a| a.to_string()).as_deref(), limit, |i| {
-            i.id.to_string()
-        });
+    let list = st
+        .service
+        .identities_page(&IdentityFilter {
+            status,
+            provider: q.provider.clone(),
+            after: page.cursor()?,
+            limit: limit + 1,
+        })
+        .await?;
+    let (list, next) = paging::cut(list, limit, |i| i.id.to_string());
     let keep = [("status", q.status), ("provider", q.provider)];
     Ok((
         paging::link(uri.path(), &keep, limit, next.as_deref()),
@@ -249,7 +245,7 @@ pub(super) async fn show_identity(
     State(st): State<AppState>,
     IdPath(id): IdPath,
 ) -> Result<Json<wire::Identity>, ApiError> {
-    Ok(Json((&st.service.identity(&id.to_string()).await?).into()))
+    Ok(Json((&st.service.identity(id).await?).into()))
 }
 
 /// New credentials for an identity (re-authorization).
@@ -294,7 +290,7 @@ pub(super) async fn reauthorize_identity(
     let i = st
         .service
         .reauthorize_identity(
-            &id.to_string(),
+            id,
             IdentityPatch {
                 access_token: nonempty(b.access_token, "accessToken")?,
                 refresh_token: nonempty(b.refresh_token, "refreshToken")?,
@@ -315,7 +311,7 @@ pub(super) async fn delete_identity(
     State(st): State<AppState>,
     IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
-    st.service.delete_identity(&id.to_string()).await?;
+    st.service.delete_identity(id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -361,11 +357,7 @@ pub(super) async fn token(
     };
     let t = st
         .service
-        .upstream_token(
-            &id.to_string(),
-            Duration::seconds(min_valid),
-            Refresh::IfDue,
-        )
+        .upstream_token(id, Duration::seconds(min_valid), Refresh::IfDue)
         .await?;
     Ok(Json((&t).into()))
 }
@@ -384,7 +376,7 @@ pub(super) async fn force_refresh(
 ) -> Result<Json<wire::UpstreamToken>, ApiError> {
     let t = st
         .service
-        .upstream_token(&id.to_string(), Duration::zero(), Refresh::Now)
+        .upstream_token(id, Duration::zero(), Refresh::Now)
         .await?;
     Ok(Json((&t).into()))
 }

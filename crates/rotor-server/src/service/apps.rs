@@ -160,7 +160,7 @@ impl Service {
                     break;
                 }
                 for inst in page {
-                    match self.delete_installation(&inst.id.to_string(), None).await {
+                    match self.delete_installation(inst.id, None).await {
                         Ok(_) | Err(ServiceError::NotFound(_)) => uninstalled += 1,
                         Err(e) => return Err(e),
                     }

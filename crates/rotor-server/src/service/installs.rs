@@ -117,8 +117,7 @@ impl Service {
     }
 
     /// The installation with this uuid, if it exists and is not deleted.
-    pub async fn installation(&self, id: &str) -> ServiceResult<Installation> {
-        let id = Uuid::parse_str(id).map_err(|_| ServiceError::NotFound("Installation"))?;
+    pub async fn installation(&self, id: Uuid) -> ServiceResult<Installation> {
         match self.store.installation(id).await? {
             Some(i) if i.deleted_at.is_none() => Ok(i),
             _ => Err(ServiceError::NotFound("Installation")),
@@ -131,7 +130,7 @@ impl Service {
     #[tracing::instrument(name = "installations.delete", skip_all)]
     pub async fn delete_installation(
         &self,
-        id: &str,
+        id: Uuid,
         actor: Option<Actor>,
     ) -> ServiceResult<Installation> {
         let inst = self.installation(id).await?;

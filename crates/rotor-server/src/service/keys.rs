@@ -77,10 +77,7 @@ impl Service {
         let keys = ids
             .into_iter()
             .map(|id| KeyUse {
-                values: sealed
-                    .iter()
-                    .find(|(s, _)| *s == id)
-                    .map_or(0, |(_, n)| *n),
+                values: sealed.iter().find(|(s, _)| *s == id).map_or(0, |(_, n)| *n),
                 primary: id == primary,
                 in_keyring: self.keyring.all().any(|k| k.id() == id),
                 key_id: id,

@@ -275,12 +275,13 @@ impl Service {
         &self,
         slug: &str,
         status: Option<DeliveryStatus>,
+        before: Option<Uuid>,
         limit: u32,
     ) -> ServiceResult<Vec<WebhookDelivery>> {
         let app = self.app(slug).await?;
         Ok(self
             .store
-            .list_deliveries(Some(app.id), status, limit)
+            .list_deliveries(Some(app.id), status, before, limit)
             .await?)
     }
 

@@ -159,6 +159,25 @@ http_tests! {
         let (status, _, body) = get_paged(&app, "/api/0/upstream/identities/?status=invalid").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body, json!([]));
+        // Identities page in the store, in id order, the filter kept.
+        for n in 0..4 {
+            let (status, _) = app.admin_post("/api/0/upstream/identities/",
+                json!({"provider": "g", "externalId": format!("x{n}"), "refreshToken": "r"})).await;
+            assert_eq!(status, StatusCode::CREATED);
+        }
+        let (ids, pages) = walk(&app, "/api/0/upstream/identities/?provider=g&status=active&per_page=2").await;
+        assert_eq!((ids.len(), pages), (5, 3));
+        let ids: Vec<&str> = ids.iter().map(|i| i["id"].as_str().unwrap()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        // The delivery log pages too, newest first.
+        let hooked = app.create_app("Hooked", json!({"webhookUrl": "https://hooks.example/rotor"})).await;
+        for org in ["o1", "o2", "o3"] {
+            app.install_app(&hooked, org).await;
+        }
+        let (deliveries, pages) = walk(&app, "/api/0/sentry-apps/hooked/webhook-requests/?per_page=2").await;
+        assert_eq!((deliveries.len(), pages), (3, 2));
+        let orgs: Vec<&str> = deliveries.iter().map(|d| d["organization"]["slug"].as_str().unwrap()).collect();
+        assert_eq!(orgs, ["o3", "o2", "o1"]);
     }
 
     async fn a_malformed_id_is_a_400_that_says_so_and_an_unknown_one_a_404() {

@@ -146,9 +146,16 @@ impl Service {
         Ok(self.store.list_identities(limit).await?)
     }
 
+    /// A page of identities in id order (the admin list).
+    pub async fn identities_page(
+        &self,
+        f: &rotor_core::IdentityFilter,
+    ) -> ServiceResult<Vec<UpstreamIdentityRecord>> {
+        Ok(self.store.identities_page(f).await?)
+    }
+
     /// The identity with this id.
-    pub async fn identity(&self, id: &str) -> ServiceResult<UpstreamIdentityRecord> {
-        let id = Uuid::parse_str(id).map_err(|_| ServiceError::NotFound("Identity"))?;
+    pub async fn identity(&self, id: Uuid) -> ServiceResult<UpstreamIdentityRecord> {
         self.store
             .identity(id)
             .await?
@@ -161,7 +168,7 @@ impl Service {
     /// the identity was `invalid`.
     pub async fn reauthorize_identity(
         &self,
-        id: &str,
+        id: Uuid,
         patch: IdentityPatch,
     ) -> ServiceResult<UpstreamIdentityRecord> {
         let mut ident = self.identity(id).await?;
@@ -210,7 +217,7 @@ impl Service {
     }
 
     /// Deletes an identity.
-    pub async fn delete_identity(&self, id: &str) -> ServiceResult<()> {
+    pub async fn delete_identity(&self, id: Uuid) -> ServiceResult<()> {
         let ident = self.identity(id).await?;
         match self.store.delete_identity(ident.id).await {
             Err(StoreError::NotFound) => Err(ServiceError::NotFound("Identity")),

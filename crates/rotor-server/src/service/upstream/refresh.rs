@@ -9,6 +9,7 @@ use rotor_core::{IdentityStatus, NewEvent, UpstreamIdentityRecord, UpstreamProvi
 use rotor_store::StoreError;
 use rotor_upstream::config::{ProviderConfig, ProviderKind, ProviderSecrets};
 use rotor_upstream::{Failure, UpstreamIdentity};
+use uuid::Uuid;
 
 use crate::service::installs::log_event;
 use crate::service::{Service, ServiceError, ServiceResult};
@@ -38,7 +39,7 @@ impl Service {
     #[tracing::instrument(name = "upstream.token", skip_all)]
     pub async fn upstream_token(
         &self,
-        id: &str,
+        id: Uuid,
         min_valid: Duration,
         refresh: Refresh,
     ) -> Result<UpstreamToken, UpstreamError> {
@@ -104,7 +105,7 @@ impl Service {
             }
             // Another node is refreshing: wait for its result.
             tokio::time::sleep(StdDuration::from_millis(50)).await;
-            let current = self.identity(&ident.id.to_string()).await?;
+            let current = self.identity(ident.id).await?;
             if current.access_token != before || current.status == IdentityStatus::Invalid {
                 if current.status == IdentityStatus::Invalid {
                     return Err(UpstreamError::Invalid(reauth(&current)));
@@ -118,7 +119,7 @@ impl Service {
             }
         }
         // Lease won: re-read, another node may have just finished.
-        let current = self.identity(&ident.id.to_string()).await?;
+        let current = self.identity(ident.id).await?;
         if current.access_token != before && (fresh(&current, min_valid, self.now()) || force) {
             self.store
                 .release_identity_lease(current.id, &up.node)
@@ -296,7 +297,7 @@ impl Service {
             }
             match self
                 .upstream_token(
-                    &ident.id.to_string(),
+                    ident.id,
                     margin,
                     if idle { Refresh::Now } else { Refresh::IfDue },
                 )
