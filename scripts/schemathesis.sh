@@ -42,10 +42,11 @@ done
 CHECKS=not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance
 URL="http://127.0.0.1:$PORT"
 run() {
-  "$VENV/bin/schemathesis" "$@" run "$URL/api/openapi.json" \
+  local config="$1" phases="$2"; shift 2
+  "$VENV/bin/schemathesis" ${config:+--config-file "$config"} run "$URL/api/openapi.json" "$@" \
     --header "Authorization: Bearer $ROTOR_ADMIN_TOKEN" \
     --checks "$CHECKS" \
-    --phases examples,coverage,fuzzing \
+    --phases "$phases" \
     --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-50}" \
     --workers 2 \
     --seed "${SCHEMATHESIS_SEED:-1}" \
@@ -54,7 +55,7 @@ run() {
 
 status=0
 echo "==> schemathesis $VERSION, pass 1: every operation, generated paths, queries and bodies"
-run || status=$?
+run "" examples,coverage,fuzzing || status=$?
 
 # Pass 2: the same, with the path parameters fixed to real resources.
 admin() { curl -fsS -X "$1" "$URL$2" -H "Authorization: Bearer $ROTOR_ADMIN_TOKEN" \
@@ -64,12 +65,39 @@ export ST_APP_SLUG=schemathesis ST_ORG=st-org
 admin POST /api/0/sentry-apps/ '{"name": "Schemathesis", "scopes": ["project:read"]}' > /dev/null
 export ST_INSTALLATION="$(admin POST "/api/0/organizations/$ST_ORG/sentry-app-installations/" \
   "{\"slug\": \"$ST_APP_SLUG\"}" | field uuid)"
+# The identity's provider: a local token endpoint that grants every refresh
+# (an unreachable one would answer the contract's 503, which the
+# no-5xx check cannot tell from a fault).
+python3 - "$DATA/token-port" <<'PY' &
+import http.server, json, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = json.dumps({"access_token": "at", "token_type": "Bearer",
+                           "expires_in": 3600, "refresh_token": "rt"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+open(sys.argv[1], "w").write(str(s.server_port))
+s.serve_forever()
+PY
+TOKEN_PID=$!
+trap 'kill $PID $TOKEN_PID 2>/dev/null || true; rm -rf "$DATA"' EXIT
+for _ in $(seq 1 50); do [ -s "$DATA/token-port" ] && break; sleep 0.1; done
 admin POST /api/0/upstream/providers/ \
-  '{"key": "st", "kind": "oauth2", "config": {"tokenUrl": "http://127.0.0.1:9/token", "clientId": "c", "clientSecret": "s"}}' > /dev/null
+  "{\"key\": \"st\", \"kind\": \"oauth2\", \"config\": {\"tokenUrl\": \"http://127.0.0.1:$(cat "$DATA/token-port")/token\", \"clientId\": \"c\", \"clientSecret\": \"s\"}}" > /dev/null
 export ST_IDENTITY="$(admin POST /api/0/upstream/identities/ \
   '{"provider": "st", "externalId": "e", "refreshToken": "r", "accessToken": "a", "expiresAt": "2099-01-01T00:00:00Z"}' | field id)"
 echo "==> schemathesis $VERSION, pass 2: paths fixed to app $ST_APP_SLUG, installation $ST_INSTALLATION, identity $ST_IDENTITY"
-run --config-file scripts/schemathesis-known.toml || status=$?
+# Deletions would remove the resources the other operations are fixed to
+# (pass 1 covers them); the coverage phase is pass 1's (on fixed paths it
+# trips over a schemathesis internal error).
+run scripts/schemathesis-known.toml fuzzing --exclude-method DELETE || status=$?
 
 if [ "$status" -ne 0 ]; then
   echo "==> rotor's warnings and errors:"

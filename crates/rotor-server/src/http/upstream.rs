@@ -51,6 +51,7 @@ impl From<UpstreamError> for ApiError {
         match e {
             UpstreamError::Invalid(m) => ApiError::Conflict(m),
             UpstreamError::Unavailable(m) => ApiError::ProviderUnavailable(m),
+            e @ UpstreamError::TooShort { .. } => ApiError::field("minValidSeconds", e.to_string()),
             UpstreamError::Service(s) => s.into(),
         }
     }

@@ -68,6 +68,27 @@ async fn oauth2_provider(app: &TestApp, server: &MockServer, key: &str, extra: V
 }
 
 http_tests! {
+    async fn asking_for_longer_than_the_provider_grants_is_a_400_not_a_retry() {
+        let app = spawn_app().await;
+        let server = MockServer::start().await;
+        Mock::given(method("POST")).and(path("/token"))
+            .respond_with(ok_answer("fresh", Some("r2")))
+            .expect(1)
+            .mount(&server)
+            .await;
+        oauth2_provider(&app, &server, "short", json!({})).await;
+        let id = identity(&app, json!({"provider": "short", "externalId": "u", "refreshToken": "r1"})).await;
+        // Tokens live an hour; two are asked for. The refresh happens (and is
+        // kept), but no retry would ever satisfy the ask: 400, not 503.
+        let (status, body) = app
+            .admin_post(&format!("/api/0/upstream/identities/{id}/token/?minValidSeconds=7200"), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body["minValidSeconds"][0].as_str().unwrap().contains("7200"), "{body}");
+        let (status, t) = token(&app, &id).await;
+        assert_eq!((status, t["accessToken"].as_str()), (StatusCode::OK, Some("fresh")));
+    }
+
     async fn an_oauth2_identity_is_refreshed_once_and_rotates() {
         let app = spawn_app().await;
         let server = MockServer::start().await;

@@ -109,6 +109,16 @@ pub enum UpstreamError {
     /// The provider is unreachable and the stored token is not good enough (503).
     #[error("{0}")]
     Unavailable(String),
+    /// The provider answered, but even its fresh token expires sooner than
+    /// the caller asked (`minValidSeconds` too large for it): asking again
+    /// will not help, asking for less will (400).
+    #[error("the provider's fresh token lives {lives} s, less than the {asked} s asked")]
+    TooShort {
+        /// Seconds the fresh token lives.
+        lives: i64,
+        /// Seconds asked for.
+        asked: i64,
+    },
     /// Anything else.
     #[error(transparent)]
     Service(#[from] ServiceError),

@@ -78,9 +78,12 @@ impl Service {
         if fresh(&ident, min_valid, self.now()) {
             self.hand_out(&ident)
         } else {
-            Err(UpstreamError::Unavailable(
-                "the provider's token does not live as long as minValidSeconds".into(),
-            ))
+            Err(UpstreamError::TooShort {
+                lives: ident
+                    .expires_at
+                    .map_or(0, |e| (e - self.now()).num_seconds().max(0)),
+                asked: min_valid.num_seconds(),
+            })
         }
     }
 
