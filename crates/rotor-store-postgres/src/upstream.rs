@@ -134,17 +134,6 @@ impl UpstreamStore for PgStore {
             .transpose()
     }
 
-    async fn list_identities(&self, limit: u32) -> StoreResult<Vec<UpstreamIdentityRecord>> {
-        sqlx::query("SELECT * FROM upstream_identities ORDER BY created_at LIMIT $1")
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?
-            .iter()
-            .map(identity)
-            .collect()
-    }
-
     async fn identities_page(
         &self,
         f: &IdentityFilter,

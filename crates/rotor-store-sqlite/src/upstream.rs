@@ -162,18 +162,6 @@ impl UpstreamStore for SqliteStore {
         })
     }
 
-    async fn list_identities(&self, limit: u32) -> StoreResult<Vec<UpstreamIdentityRecord>> {
-        db::read_blocking(&self.readers, move |c| {
-            all(
-                c,
-                "SELECT * FROM upstream_identities ORDER BY created_at LIMIT ?",
-                [i64::from(limit)],
-                identity,
-            )
-        })
-        .await
-    }
-
     async fn identities_page(
         &self,
         f: &IdentityFilter,

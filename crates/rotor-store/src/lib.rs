@@ -313,8 +313,6 @@ pub trait UpstreamStore: Send + Sync {
     async fn insert_identity(&self, identity: &UpstreamIdentityRecord) -> StoreResult<()>;
     /// The identity with this id.
     async fn identity(&self, id: Uuid) -> StoreResult<Option<UpstreamIdentityRecord>>;
-    /// All identities, oldest first, at most `limit`.
-    async fn list_identities(&self, limit: u32) -> StoreResult<Vec<UpstreamIdentityRecord>>;
     /// A page of identities in id order, filtered (the admin list).
     async fn identities_page(&self, f: &IdentityFilter)
         -> StoreResult<Vec<UpstreamIdentityRecord>>;

@@ -131,41 +131,20 @@ impl Service {
                 out.skipped += 1;
             }
         }
-        for i in self.store.list_identities(u32::MAX).await? {
-            let current =
-                |c: &Option<rotor_core::Ciphertext>| c.as_ref().is_none_or(|c| ring.is_current(c));
-            if current(&i.access_token) && current(&i.refresh_token) {
-                continue;
-            }
-            let reseal = |field: &str,
-                          c: &Option<rotor_core::Ciphertext>|
-             -> ServiceResult<Option<rotor_core::Ciphertext>> {
-                c.as_ref()
-                    .map(|c| {
-                        let aad = UpstreamIdentityRecord::aad(i.id, field);
-                        ring.open(c, &aad)
-                            .map(|plain| ring.seal(&plain, &aad))
-                            .map_err(|cause| ServiceError::Sealed {
-                                what: format!("the {field} of identity {}", i.id),
-                                cause,
-                            })
-                    })
-                    .transpose()
-            };
-            let access = reseal("access_token", &i.access_token)?;
-            let refresh = reseal("refresh_token", &i.refresh_token)?;
-            if self
+        let mut after = None;
+        loop {
+            let page = self
                 .store
-                .reseal_identity(
-                    i.id,
-                    (i.access_token.as_ref(), i.refresh_token.as_ref()),
-                    (access.as_ref(), refresh.as_ref()),
-                )
-                .await?
-            {
-                out.identities += 1;
-            } else {
-                out.skipped += 1;
+                .identities_page(&rotor_core::IdentityFilter {
+                    after,
+                    limit: 1000,
+                    ..Default::default()
+                })
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id);
+            for i in page {
+                self.reseal_identity(&i, &mut out).await?;
             }
         }
         tracing::info!(
@@ -174,5 +153,51 @@ impl Service {
             "secrets re-sealed under the primary key"
         );
         Ok(out)
+    }
+
+    /// Re-seals one identity's tokens under the primary key (a row changed
+    /// meanwhile is counted as skipped).
+    async fn reseal_identity(
+        &self,
+        i: &UpstreamIdentityRecord,
+        out: &mut Resealed,
+    ) -> ServiceResult<()> {
+        let ring = &self.keyring;
+        let current =
+            |c: &Option<rotor_core::Ciphertext>| c.as_ref().is_none_or(|c| ring.is_current(c));
+        if current(&i.access_token) && current(&i.refresh_token) {
+            return Ok(());
+        }
+        let reseal = |field: &str,
+                      c: &Option<rotor_core::Ciphertext>|
+         -> ServiceResult<Option<rotor_core::Ciphertext>> {
+            c.as_ref()
+                .map(|c| {
+                    let aad = UpstreamIdentityRecord::aad(i.id, field);
+                    ring.open(c, &aad)
+                        .map(|plain| ring.seal(&plain, &aad))
+                        .map_err(|cause| ServiceError::Sealed {
+                            what: format!("the {field} of identity {}", i.id),
+                            cause,
+                        })
+                })
+                .transpose()
+        };
+        let access = reseal("access_token", &i.access_token)?;
+        let refresh = reseal("refresh_token", &i.refresh_token)?;
+        if self
+            .store
+            .reseal_identity(
+                i.id,
+                (i.access_token.as_ref(), i.refresh_token.as_ref()),
+                (access.as_ref(), refresh.as_ref()),
+            )
+            .await?
+        {
+            out.identities += 1;
+        } else {
+            out.skipped += 1;
+        }
+        Ok(())
     }
 }

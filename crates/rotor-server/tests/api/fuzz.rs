@@ -152,7 +152,13 @@ async fn digest(app: &TestApp) -> String {
         })
         .await
         .unwrap();
-    let identities = svc.list_identities(1000).await.unwrap();
+    let identities = svc
+        .identities_page(&rotor_core::IdentityFilter {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     format!("{apps:?}|{}|{identities:?}", events.len())
 }
 

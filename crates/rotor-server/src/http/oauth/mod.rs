@@ -66,6 +66,15 @@ pub struct TokenForm {
     pub refresh_token: Option<String>,
     /// Scopes asked for on refresh: a subset of the app's.
     pub scope: Option<String>,
+    /// How the client authenticates, when not with HTTP Basic.
+    #[serde(flatten)]
+    pub client: ClientFields,
+}
+
+/// The client-authentication fields of an `/oauth/` form (when the client
+/// does not use HTTP Basic).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ClientFields {
     /// The client id (`client_secret_post`).
     pub client_id: Option<String>,
     /// The client secret (`client_secret_post`).
@@ -85,14 +94,9 @@ pub struct TokenOnlyForm {
     pub token: String,
     /// `access_token` or `refresh_token`; a hint only.
     pub token_type_hint: Option<String>,
-    /// The client id (`client_secret_post`).
-    pub client_id: Option<String>,
-    /// The client secret (`client_secret_post`).
-    pub client_secret: Option<String>,
-    /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.
-    pub client_assertion_type: Option<String>,
-    /// The client's JWT (`client_secret_jwt`).
-    pub client_assertion: Option<String>,
+    /// How the client authenticates, when not with HTTP Basic.
+    #[serde(flatten)]
+    pub client: ClientFields,
 }
 
 /// Exchange a grant code or refresh a token (RFC 6749)

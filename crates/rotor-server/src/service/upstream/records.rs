@@ -141,11 +141,6 @@ impl Service {
         Ok(record)
     }
 
-    /// Identities, oldest first, at most `limit`.
-    pub async fn list_identities(&self, limit: u32) -> ServiceResult<Vec<UpstreamIdentityRecord>> {
-        Ok(self.store.list_identities(limit).await?)
-    }
-
     /// A page of identities in id order (the admin list).
     pub async fn identities_page(
         &self,
