@@ -153,8 +153,6 @@ pub struct Installation {
     pub org_slug: String,
     /// Pending until confirmed.
     pub status: InstallationStatus,
-    /// The token most recently issued for it, if any.
-    pub current_token_id: Option<Uuid>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it was deleted; a deleted installation is gone for every purpose.

@@ -234,7 +234,6 @@ mod tests {
             app_slug: app.slug.clone(),
             org_slug: "o".into(),
             status: InstallationStatus::Pending,
-            current_token_id: None,
             created_at: Utc::now(),
             deleted_at: None,
         }

@@ -58,7 +58,6 @@ pub(crate) fn installation(row: &PgRow) -> Result<Installation, StoreError> {
         app_slug: get(row, "app_slug")?,
         org_slug: get(row, "org_slug")?,
         status: InstallationStatus::parse(&status).ok_or_else(|| bad("status"))?,
-        current_token_id: get(row, "current_token_id")?,
         created_at: get(row, "created_at")?,
         deleted_at: get(row, "deleted_at")?,
     })

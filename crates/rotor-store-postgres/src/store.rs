@@ -15,7 +15,7 @@ use crate::rows::{self, select_token};
 use crate::{map_err, PgStore};
 
 const INSTALLATION_BY_ID: &str = "SELECT i.id, i.app_id, a.slug AS app_slug, i.org_slug, \
-    i.status, i.current_token_id, i.created_at, i.deleted_at \
+    i.status, i.created_at, i.deleted_at \
     FROM installations i JOIN apps a ON a.id = i.app_id WHERE i.id = $1";
 
 async fn insert_token(conn: &mut PgConnection, t: &IssuedToken) -> StoreResult<()> {
@@ -125,20 +125,22 @@ impl EventColumns {
     }
 }
 
-/// Points a live installation at `token`; `NotFound` if it is gone.
-async fn point_installation(
+/// Checks that `token`'s installation is live (`NotFound` if it is gone)
+/// and, with `installed`, marks it installed. (Its former
+/// `current_token_id` pointer is no longer kept: nothing read it, and a
+/// rotation that updated it wrote one more row.)
+async fn live_installation(
     conn: &mut PgConnection,
     token: &IssuedToken,
     installed: bool,
 ) -> StoreResult<()> {
     let sql = if installed {
-        "UPDATE installations SET current_token_id = $1, status = 'installed' \
-         WHERE id = $2 AND deleted_at IS NULL"
+        "UPDATE installations SET status = 'installed' WHERE id = $1 AND deleted_at IS NULL"
     } else {
-        "UPDATE installations SET current_token_id = $1 WHERE id = $2 AND deleted_at IS NULL"
+        // A row lock, as the update took: a concurrent deletion waits.
+        "SELECT 1 FROM installations WHERE id = $1 AND deleted_at IS NULL FOR SHARE"
     };
     let done = sqlx::query(sql)
-        .bind(token.id)
         .bind(token.installation_id)
         .execute(conn)
         .await
@@ -477,7 +479,7 @@ impl Store for PgStore {
             return Err(StoreError::Conflict(Conflict::GrantUsed));
         }
         insert_family_with(&mut tx, token).await?;
-        point_installation(&mut tx, token, mark_installed).await?;
+        live_installation(&mut tx, token, mark_installed).await?;
         insert_events(&mut tx, events).await?;
         tx.commit().await.map_err(map_err)
     }
@@ -502,9 +504,11 @@ impl Store for PgStore {
         events: &[NewEvent],
     ) -> StoreResult<Rotation> {
         // One statement, so one round trip and one implicit transaction: the
-        // compare-and-swap retires the old pair, and the successor, the
-        // installation pointer and the events are written only from its
-        // result. A concurrent rotation of the same row blocks on the row
+        // compare-and-swap retires the old pair, and the successor and the
+        // events are written only from its
+        // result (no installation row is touched: a deleted installation's
+        // families are revoked, so the CAS refuses). A concurrent rotation of
+        // the same row blocks on the row
         // lock and, once this commits, re-checks `retired_at` and retires
         // nothing, so it writes nothing. A revocation of the family that
         // commits after the family check still revokes the successor:
@@ -520,9 +524,6 @@ impl Store for PgStore {
                refresh_hash, scopes, expires_at, refresh_expires_at, created_at, parent_id, \
                retired_at, revoked_at) \
                SELECT $4, $3, $5, $6, $7, $8, $9, $10, $11, $1, id, NULL, NULL FROM retired), \
-             pointer AS ( \
-               UPDATE installations SET current_token_id = $4 \
-               WHERE id = $5 AND deleted_at IS NULL AND EXISTS (SELECT 1 FROM retired)), \
              logged AS ( \
                INSERT INTO events (kind, installation_id, identity_id, exchange_type, ip, actor, \
                detail, created_at) \
@@ -603,7 +604,7 @@ impl Store for PgStore {
             .await
             .map_err(map_err)?;
         insert_family_with(&mut tx, token).await?;
-        point_installation(&mut tx, token, false).await?;
+        live_installation(&mut tx, token, false).await?;
         insert_events(&mut tx, events).await?;
         tx.commit().await.map_err(map_err)
     }
@@ -682,7 +683,7 @@ impl Store for PgStore {
     async fn list_installations(&self, f: &InstallationFilter) -> StoreResult<Vec<Installation>> {
         sqlx::query(
             "SELECT i.id, i.app_id, a.slug AS app_slug, i.org_slug, i.status, \
-             i.current_token_id, i.created_at, i.deleted_at \
+             i.created_at, i.deleted_at \
              FROM installations i JOIN apps a ON a.id = i.app_id \
              WHERE i.deleted_at IS NULL AND ($1::uuid IS NULL OR i.app_id = $1) \
              AND ($2::text IS NULL OR i.org_slug = $2) \

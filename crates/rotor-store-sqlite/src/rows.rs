@@ -93,7 +93,6 @@ pub(crate) fn installation(row: &Row<'_>) -> Result<Installation, StoreError> {
         app_slug: get(row, "app_slug")?,
         org_slug: get(row, "org_slug")?,
         status: InstallationStatus::parse(&status).ok_or_else(|| bad("status"))?,
-        current_token_id: opt_uuid(row, "current_token_id")?,
         created_at: from_ts(get(row, "created_at")?)?,
         deleted_at: opt_ts(get(row, "deleted_at")?)?,
     })

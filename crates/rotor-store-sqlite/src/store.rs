@@ -19,7 +19,7 @@ use crate::rows::{self, scopes_json, select_token, ts};
 use crate::{db, map_err, SqliteStore};
 
 const INSTALLATION_BY_ID: &str = "SELECT i.id, i.app_id, a.slug AS app_slug, i.org_slug, \
-    i.status, i.current_token_id, i.created_at, i.deleted_at \
+    i.status, i.created_at, i.deleted_at \
     FROM installations i JOIN apps a ON a.id = i.app_id WHERE i.id = ?";
 
 /// Which key sealed how many values (see `Store::sealed_key_ids`).
@@ -109,25 +109,29 @@ fn insert_family_with(conn: &Connection, t: &IssuedToken) -> StoreResult<()> {
     insert_token(conn, t)
 }
 
-/// Points a live installation at pair `token_id`; `NotFound` if the
-/// installation is gone.
-fn point_installation(
+/// Checks that the installation is live (`NotFound` if it is gone) and,
+/// with `mark_installed`, marks it installed. (Its former
+/// `current_token_id` pointer is no longer kept: nothing read it, and a
+/// rotation that updated it wrote one more random page.)
+fn live_installation(
     conn: &Connection,
     installation_id: Uuid,
-    token_id: Uuid,
     mark_installed: bool,
 ) -> StoreResult<()> {
-    let sql = if mark_installed {
-        "UPDATE installations SET current_token_id = ?, status = 'installed' \
-         WHERE id = ? AND deleted_at IS NULL"
+    let n = if mark_installed {
+        exec(
+            conn,
+            "UPDATE installations SET status = 'installed' WHERE id = ? AND deleted_at IS NULL",
+            params![installation_id.to_string()],
+        )?
     } else {
-        "UPDATE installations SET current_token_id = ? WHERE id = ? AND deleted_at IS NULL"
+        conn.query_row(
+            "SELECT COUNT(*) FROM installations WHERE id = ? AND deleted_at IS NULL",
+            params![installation_id.to_string()],
+            |r| r.get::<_, usize>(0),
+        )
+        .map_err(map_err)?
     };
-    let n = exec(
-        conn,
-        sql,
-        params![token_id.to_string(), installation_id.to_string()],
-    )?;
     if n == 0 {
         return Err(StoreError::NotFound);
     }
@@ -216,13 +220,8 @@ fn rotate(
         return Ok(Rotation::Lost(Box::new(token_by_id(conn, old_id)?)));
     }
     insert_token(conn, s)?;
-    // A deleted installation keeps no pointer; its families are revoked, so
-    // the CAS above already refused — this only guards the pointer itself.
-    exec(
-        conn,
-        "UPDATE installations SET current_token_id = ? WHERE id = ? AND deleted_at IS NULL",
-        params![s.id.to_string(), s.installation_id.to_string()],
-    )?;
+    // No installation row is touched: a deleted installation's families
+    // are revoked, so the CAS above already refused.
     insert_events(conn, events)?;
     Ok(Rotation::Rotated)
 }
@@ -513,7 +512,7 @@ impl Store for SqliteStore {
                     return Err(StoreError::Conflict(Conflict::GrantUsed));
                 }
                 insert_family_with(c, &token)?;
-                point_installation(c, token.installation_id, token.id, mark_installed)?;
+                live_installation(c, token.installation_id, mark_installed)?;
                 insert_events(c, &events)
             })
             .await
@@ -576,7 +575,7 @@ impl Store for SqliteStore {
                 insert_jti(c, &jti)?;
                 revoke_installation_families(c, token.installation_id, ts(token.created_at))?;
                 insert_family_with(c, &token)?;
-                point_installation(c, token.installation_id, token.id, false)?;
+                live_installation(c, token.installation_id, false)?;
                 insert_events(c, &events)
             })
             .await
@@ -679,7 +678,7 @@ impl Store for SqliteStore {
             all(
                 c,
                 "SELECT i.id, i.app_id, a.slug AS app_slug, i.org_slug, i.status, \
-                 i.current_token_id, i.created_at, i.deleted_at \
+                 i.created_at, i.deleted_at \
                  FROM installations i JOIN apps a ON a.id = i.app_id \
                  WHERE i.deleted_at IS NULL AND (?1 IS NULL OR i.app_id = ?1) \
                  AND (?2 IS NULL OR i.org_slug = ?2) \

@@ -19,15 +19,7 @@ async fn everything_survives_a_reopen() {
         again.token_by_refresh(&p.refresh_hash).await.unwrap(),
         Some(p.clone())
     );
-    assert_eq!(
-        again
-            .installation(inst.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .current_token_id,
-        Some(p.id)
-    );
+    assert!(again.installation(inst.id).await.unwrap().is_some());
 }
 
 #[tokio::test]
@@ -182,7 +174,6 @@ async fn a_write_that_fails_after_its_first_statement_leaves_nothing_behind() {
                     app_slug: app.slug.clone(),
                     org_slug: format!("org-{i}"),
                     status: rotor_core::InstallationStatus::Pending,
-                    current_token_id: None,
                     created_at: now,
                     deleted_at: None,
                 };

@@ -98,7 +98,6 @@ pub async fn install<S: Store>(
         app_slug: app.slug.clone(),
         org_slug: org.to_owned(),
         status: InstallationStatus::Pending,
-        current_token_id: None,
         created_at: t,
         deleted_at: None,
     };

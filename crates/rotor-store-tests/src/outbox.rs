@@ -72,7 +72,6 @@ fn installation_of(app_id: &Uuid, app_slug: &str, org: &str) -> (Installation, G
         app_slug: app_slug.to_owned(),
         org_slug: org.to_owned(),
         status: InstallationStatus::Pending,
-        current_token_id: None,
         created_at: t,
         deleted_at: None,
     };

@@ -28,7 +28,7 @@ pub async fn grant_exchange_is_single_use<S: Store>(store: Arc<S>) {
         None
     );
     let got = store.installation(inst.id).await.unwrap().unwrap();
-    assert_eq!(got.current_token_id, Some(p.id));
+    assert_live(&*store, &p).await;
     assert_eq!(got.status, InstallationStatus::Pending);
 }
 
@@ -63,15 +63,7 @@ pub async fn rotation_is_compare_and_swap<S: Store>(store: Arc<S>) {
         .unwrap()
         .unwrap();
     assert_eq!(stored, next);
-    assert_eq!(
-        store
-            .installation(inst.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .current_token_id,
-        Some(next.id)
-    );
+    assert_live(&*store, &next).await;
     let loser = successor(&app, &inst, &p);
     match store.rotate_refresh(p.id, &loser, &[]).await.unwrap() {
         Rotation::Lost(t) => assert_eq!(t.retired_at, Some(next.created_at)),
@@ -109,15 +101,7 @@ pub async fn concurrent_rotations_have_one_winner<S: Store>(store: Arc<S>) {
         }
     }
     assert_eq!(winners.len(), 1, "exactly one successor");
-    assert_eq!(
-        store
-            .installation(inst.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .current_token_id,
-        Some(winners[0].id)
-    );
+    assert_live(&*store, &winners[0]).await;
 }
 
 pub async fn rotation_after_revocation_is_lost<S: Store>(store: Arc<S>) {
@@ -251,15 +235,7 @@ pub async fn reissue_uses_each_jti_once<S: Store>(store: Arc<S>) {
         .unwrap()
         .unwrap();
     assert_eq!(got, fresh);
-    assert_eq!(
-        store
-            .installation(inst.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .current_token_id,
-        Some(fresh.id)
-    );
+    assert_live(&*store, &fresh).await;
     let again = pair(&app, &inst, Uuid::new_v4(), None);
     assert!(matches!(
         store.reissue(&jti, &again, &[]).await,
@@ -363,7 +339,7 @@ pub async fn concurrent_rotations_of_many_chains_all_win<S: Store>(store: Arc<S>
             tokio::spawn(async move { (store.rotate_refresh(old, &next, &[]).await, next) })
         })
         .collect();
-    for (t, (_, inst, p)) in tasks.into_iter().zip(&chains) {
+    for (t, (_, _, p)) in tasks.into_iter().zip(&chains) {
         let (r, next) = t.await.unwrap();
         assert_eq!(r.unwrap(), Rotation::Rotated);
         assert_eq!(
@@ -377,14 +353,20 @@ pub async fn concurrent_rotations_of_many_chains_all_win<S: Store>(store: Arc<S>
             .unwrap()
             .retired_at
             .is_some());
-        assert_eq!(
-            store
-                .installation(inst.id)
-                .await
-                .unwrap()
-                .unwrap()
-                .current_token_id,
-            Some(next.id)
-        );
+        assert_live(&*store, &next).await;
     }
+}
+
+/// The pair is stored and neither retired nor revoked.
+async fn assert_live<S: Store + ?Sized>(store: &S, t: &IssuedToken) {
+    let got = store
+        .token_by_refresh(&t.refresh_hash)
+        .await
+        .unwrap()
+        .expect("the pair is stored");
+    assert_eq!(got.id, t.id);
+    assert!(
+        got.retired_at.is_none() && got.revoked_at.is_none(),
+        "{got:?}"
+    );
 }

@@ -58,7 +58,6 @@ impl Service {
             app_slug: app.slug.clone(),
             org_slug: org_slug.to_owned(),
             status: InstallationStatus::Pending,
-            current_token_id: None,
             created_at: now,
             deleted_at: None,
         };
