@@ -63,6 +63,21 @@ impl Background {
         self.jobs.push(("janitor", job));
     }
 
+    /// Drains the metrics recorder's histogram samples into their buckets
+    /// every 5 s. Without it the samples pile up until a scrape renders
+    /// them: with no Prometheus scraping (`--management-listen off`, or a
+    /// scraper down) memory grew by every request's latency sample, about
+    /// 34 MiB in a 10-minute refresh run.
+    pub fn metrics_upkeep(&mut self, metrics: crate::telemetry::Metrics) {
+        let mut stop = self.stop.subscribe();
+        let job = tokio::spawn(async move {
+            while pause(&mut stop, std::time::Duration::from_secs(5)).await {
+                metrics.run_upkeep();
+            }
+        });
+        self.jobs.push(("metrics upkeep", job));
+    }
+
     /// Runs the upstream background refresher every `every` (with jitter):
     /// renews identities ahead of expiry so callers rarely wait for a provider.
     pub fn upstream_refresher(&mut self, service: Service, every: std::time::Duration) {

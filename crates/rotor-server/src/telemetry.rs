@@ -74,6 +74,12 @@ impl Metrics {
         })
     }
 
+    /// Moves recorded histogram samples into their buckets (see
+    /// `Background::metrics_upkeep`, which calls it every few seconds).
+    pub fn run_upkeep(&self) {
+        self.handle.run_upkeep();
+    }
+
     /// The Prometheus text exposition of every metric, the process ones
     /// and the gauges read from the store just now.
     pub async fn render(&self, state: &AppState) -> String {

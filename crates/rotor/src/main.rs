@@ -509,6 +509,7 @@ async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> {
     let metrics = rotor_server::telemetry::Metrics::install()?;
     let state = startup::build_default(&cfg).await?;
     let mut background = startup::Background::new();
+    background.metrics_upkeep(metrics.clone());
     background.janitor(
         state.service.clone(),
         std::time::Duration::from_secs(settings.janitor_interval_seconds),
