@@ -41,6 +41,9 @@ done
 
 CHECKS=not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance
 URL="http://127.0.0.1:$PORT"
+# One worker: with two, CPython 3.11's parser (hypothesis reads the source
+# of schemathesis's lambdas) can fail with "AST constructor recursion depth
+# mismatch", a race in the interpreter, not a finding about Rotor.
 run() {
   local config="$1" phases="$2"; shift 2
   "$VENV/bin/schemathesis" ${config:+--config-file "$config"} run "$URL/api/openapi.json" "$@" \
@@ -48,7 +51,7 @@ run() {
     --checks "$CHECKS" \
     --phases "$phases" \
     --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-50}" \
-    --workers 2 \
+    --workers 1 \
     --seed "${SCHEMATHESIS_SEED:-1}" \
     --no-color
 }
@@ -95,9 +98,8 @@ export ST_IDENTITY="$(admin POST /api/0/upstream/identities/ \
   '{"provider": "st", "externalId": "e", "refreshToken": "r", "accessToken": "a", "expiresAt": "2099-01-01T00:00:00Z"}' | field id)"
 echo "==> schemathesis $VERSION, pass 2: paths fixed to app $ST_APP_SLUG, installation $ST_INSTALLATION, identity $ST_IDENTITY"
 # Deletions would remove the resources the other operations are fixed to
-# (pass 1 covers them); the coverage phase is pass 1's (on fixed paths it
-# trips over a schemathesis internal error).
-run scripts/schemathesis-known.toml fuzzing --exclude-method DELETE || status=$?
+# (pass 1 covers them).
+run scripts/schemathesis-known.toml examples,coverage,fuzzing --exclude-method DELETE || status=$?
 
 if [ "$status" -ne 0 ]; then
   echo "==> rotor's warnings and errors:"
