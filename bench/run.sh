@@ -104,7 +104,9 @@ report() { # json-line
   local floor="${RPS[floor-$c]:-}"
   local ratio="-"; [ -n "$floor" ] && ratio=$(awk -v a="$rps" -v b="$floor" 'BEGIN {printf "%.2f", a/b}')
   printf '%-14s %6s %10s %9s %9s %7s %9s %9s %16s\n' "$sc" "$c" "$rps" "$p50" "$p99" "$err" "$ratio" "$(rss)" "$(rss_span)"
-  if [ "$SECS" -ge 120 ] && grep -q first_minute <<< "$line"; then
+  local secs="$SECS"
+  [ "$sc" = floor ] && secs="${FLOOR_SECONDS:-$SECS}"
+  if [ "$secs" -ge 120 ] && grep -q first_minute <<< "$line"; then
     python3 -c 'import json,sys; l=json.loads(sys.argv[1]); f,z=l["first_minute"],l["last_minute"]; print("  first minute: %s req/s, p99 %s ms; last minute: %s req/s, p99 %s ms" % (f["rps"], f["p99_ms"], z["rps"], z["p99_ms"]))' "$line"
   fi
 }
