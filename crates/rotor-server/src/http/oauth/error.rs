@@ -80,39 +80,33 @@ impl OAuthError {
             ServiceError::Throttled(secs) => Self::throttled(secs),
             // The API's mapping logs and counts the failure; RFC 6749 names
             // the two 5xx answers.
-            sealed @ ServiceError::Sealed { .. } => {
-                // Logged and counted by the API's mapping.
-                let _ = ApiError::from(sealed);
-                Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
-                    "Internal error",
-                )
+            // Faults: the API's mapping logs and counts them once.
+            fault @ (ServiceError::Store(_) | ServiceError::Sealed { .. }) => {
+                match ApiError::from(fault) {
+                    ApiError::Unavailable => Self::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "temporarily_unavailable",
+                        "The database is unavailable; try again shortly",
+                    ),
+                    ApiError::NotFound(m) => Self::new(StatusCode::BAD_REQUEST, "invalid_grant", m),
+                    ApiError::Conflict(m) => Self::invalid_request(m),
+                    ApiError::Internal
+                    | ApiError::MissingFields(_)
+                    | ApiError::FieldErrors(_)
+                    | ApiError::BadRequest(_)
+                    | ApiError::Unauthorized(_)
+                    | ApiError::Forbidden(_)
+                    | ApiError::MethodNotAllowed
+                    | ApiError::TooManyRequests(_)
+                    | ApiError::PayloadTooLarge
+                    | ApiError::UnsupportedMediaType(_)
+                    | ApiError::ProviderUnavailable(_) => Self::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "server_error",
+                        "Internal error",
+                    ),
+                }
             }
-            ServiceError::Store(s) => match ApiError::from(s) {
-                ApiError::Unavailable => Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "temporarily_unavailable",
-                    "The database is unavailable; try again shortly",
-                ),
-                ApiError::NotFound(m) => Self::new(StatusCode::BAD_REQUEST, "invalid_grant", m),
-                ApiError::Conflict(m) => Self::invalid_request(m),
-                ApiError::Internal
-                | ApiError::MissingFields(_)
-                | ApiError::FieldErrors(_)
-                | ApiError::BadRequest(_)
-                | ApiError::Unauthorized(_)
-                | ApiError::Forbidden(_)
-                | ApiError::MethodNotAllowed
-                | ApiError::TooManyRequests(_)
-                | ApiError::PayloadTooLarge
-                | ApiError::UnsupportedMediaType(_)
-                | ApiError::ProviderUnavailable(_) => Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
-                    "Internal error",
-                ),
-            },
         }
     }
 
