@@ -12,6 +12,7 @@
 #   SECONDS_PER_RUN=60 bench/run.sh       # longer runs (RSS flatness)
 #   SCENARIOS="floor refresh" bench/run.sh  # only these scenarios
 #   ROTOR_SQLITE_SYNCHRONOUS=full bench/run.sh   # fsync every commit
+#   ROTOR_BIN=/tmp/rotor-before bench/run.sh   # serve another build (before/after)
 #   SCENARIOS="floor realistic-refresh" SECONDS_PER_RUN=600 FLOOR_SECONDS=10 bench/run.sh
 #       # the realistic scenario: INSTALLATIONS (100000) installations, each
 #       # request refreshing a random one, over HISTORY (1000000) retired
@@ -45,7 +46,7 @@ else
   DB="sqlite://$DATA/rotor.db"
   BACKEND="sqlite (WAL, synchronous=${ROTOR_SQLITE_SYNCHRONOUS:-normal})"
 fi
-RUST_LOG="${RUST_LOG:-warn}" ./target/release/rotor serve --listen "127.0.0.1:$PORT" --database-url "$DB" \
+RUST_LOG="${RUST_LOG:-warn}" "${ROTOR_BIN:-./target/release/rotor}" serve --listen "127.0.0.1:$PORT" --database-url "$DB" \
   --pg-max-connections 32 --management-listen off > "$DATA/rotor.log" 2>&1 &
 PID=$!
 cleanup() {

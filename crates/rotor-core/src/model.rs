@@ -202,6 +202,9 @@ pub struct IssuedToken {
     pub created_at: DateTime<Utc>,
     /// The pair this one replaced by refresh, if any.
     pub parent_id: Option<Uuid>,
+    /// The pair that replaced this one by refresh, once it has been retired
+    /// so (recorded since schema 7; `None` on pairs retired before).
+    pub successor_id: Option<Uuid>,
     /// Set when a refresh replaced this pair.
     pub retired_at: Option<DateTime<Utc>>,
     /// Set when the pair (or its family, or its installation) was revoked.

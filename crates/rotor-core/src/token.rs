@@ -1,18 +1,28 @@
-//! The token format: `rtr_<kind>_<body><checksum>`.
+//! The token format: `rtr_<kind>_[<selector>]<body><checksum>`.
 //!
 //! * the prefix names the kind (`rtr_at_` access, `rtr_rt_` refresh, `rtr_gc_`
 //!   grant code, `rtr_cs_` client secret) so secret scanners can find leaked
 //!   tokens and a token used in the wrong place is refused by its shape;
+//! * access and refresh tokens issued since schema 7 carry a **selector**: the
+//!   id of their pair (a UUIDv7) as 22 base62 characters. The store finds the
+//!   pair by that id (its sequential primary key) and the service checks the
+//!   token's hash against the one stored, in constant time — the
+//!   selector/verifier split. So issuing a pair appends to the id index
+//!   instead of inserting into two indexes of random hashes. Tokens without a
+//!   selector (grant codes, client secrets, and access and refresh tokens
+//!   issued before) are 56 characters and found by their hash;
 //! * the body is 32 bytes (256 bits) of randomness, or of an HMAC output for a
 //!   derived token, written as exactly 43 base62 characters;
-//! * the checksum is the CRC-32 of prefix and body as 6 base62 characters, so a
-//!   mistyped or truncated token is refused before any database work.
+//! * the checksum is the CRC-32 of everything before it as 6 base62
+//!   characters, so a mistyped or truncated token is refused before any
+//!   database work.
 //!
 //! Only the SHA-256 of a token ([`TokenHash`]) is ever stored.
 
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use uuid::Uuid;
 
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 /// Characters of the body: the smallest n with 62^n >= 2^256.
@@ -20,8 +30,12 @@ pub const BODY_LEN: usize = 43;
 /// Characters of the checksum: the smallest n with 62^n >= 2^32.
 pub const CHECKSUM_LEN: usize = 6;
 const PREFIX_LEN: usize = 7;
-/// Total length of every token.
+/// Characters of a selector: the smallest n with 62^n >= 2^128.
+pub const SELECTOR_LEN: usize = 22;
+/// Length of a token without a selector.
 pub const TOKEN_LEN: usize = PREFIX_LEN + BODY_LEN + CHECKSUM_LEN;
+/// Length of a token with a selector.
+pub const SELECTOR_TOKEN_LEN: usize = TOKEN_LEN + SELECTOR_LEN;
 
 /// What a token is for; each kind has its own prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -67,7 +81,7 @@ pub enum TokenFormatError {
     /// It does not start with the expected prefix.
     #[error("token does not have the expected prefix")]
     WrongPrefix,
-    /// It is not 56 characters long.
+    /// It is neither 56 nor (with a selector) 78 characters long.
     #[error("token has the wrong length")]
     WrongLength,
     /// It holds a character outside base62.
@@ -76,58 +90,80 @@ pub enum TokenFormatError {
     /// The checksum does not match: mistyped or truncated.
     #[error("token checksum does not match")]
     BadChecksum,
+    /// The selector is not a 128-bit number.
+    #[error("token selector is out of range")]
+    BadSelector,
 }
 
 /// A well-formed token. Its `Debug` shows only the kind and the last 4 characters.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Token {
     kind: TokenKind,
+    selector: Option<Uuid>,
     value: String,
 }
 
 impl Token {
-    /// A new token of `kind` with 256 bits from the OS random generator.
+    /// A new token of `kind` with 256 bits from the OS random generator and
+    /// no selector (grant codes and client secrets).
     pub fn generate(kind: TokenKind) -> Token {
-        let mut bytes = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        Self::from_bytes(kind, &bytes)
+        Self::from_bytes(kind, None, &random_body())
     }
 
-    /// A token of `kind` derived from `input` under `key` (HMAC-SHA256 over the
-    /// kind's prefix and the input). The same key and input always give the same
-    /// token; without the key it is as unpredictable as a random one.
+    /// A new token of `kind` for the row `selector`, with 256 random bits.
+    pub fn generate_for(kind: TokenKind, selector: Uuid) -> Token {
+        Self::from_bytes(kind, Some(selector), &random_body())
+    }
+
+    /// A token of `kind` without a selector derived from `input` under `key`
+    /// (HMAC-SHA256 over the kind's prefix and the input). The same key and
+    /// input always give the same token; without the key it is as
+    /// unpredictable as a random one. (The successors of tokens issued
+    /// before schema 7 were derived so; kept to find them.)
     pub fn derive(kind: TokenKind, key: &[u8; 32], input: &[u8]) -> Token {
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
-        mac.update(kind.prefix().as_bytes());
-        mac.update(&(input.len() as u64).to_be_bytes());
-        mac.update(input);
-        let bytes: [u8; 32] = mac.finalize().into_bytes().into();
-        Self::from_bytes(kind, &bytes)
+        Self::from_bytes(kind, None, &mac_body(kind, None, key, input))
     }
 
-    fn from_bytes(kind: TokenKind, bytes: &[u8; 32]) -> Token {
-        let mut value = String::with_capacity(TOKEN_LEN);
+    /// A token of `kind` for the row `selector`, derived from `input` under
+    /// `key` (HMAC-SHA256 over the prefix, the selector and the input).
+    pub fn derive_for(kind: TokenKind, selector: Uuid, key: &[u8; 32], input: &[u8]) -> Token {
+        Self::from_bytes(
+            kind,
+            Some(selector),
+            &mac_body(kind, Some(selector), key, input),
+        )
+    }
+
+    fn from_bytes(kind: TokenKind, selector: Option<Uuid>, bytes: &[u8; 32]) -> Token {
+        let mut value = String::with_capacity(SELECTOR_TOKEN_LEN);
         value.push_str(kind.prefix());
+        if let Some(id) = selector {
+            encode_base62(id.as_bytes(), SELECTOR_LEN, &mut value);
+        }
         encode_base62(bytes, BODY_LEN, &mut value);
         let crc = crc32fast::hash(value.as_bytes());
         encode_base62(&crc.to_be_bytes(), CHECKSUM_LEN, &mut value);
-        Token { kind, value }
+        Token {
+            kind,
+            selector,
+            value,
+        }
     }
 
-    /// Parses `s` as a token of `kind`: prefix, length, alphabet and checksum.
+    /// Parses `s` as a token of `kind`: prefix, length, alphabet, checksum
+    /// and, in a 78-character token, the selector.
     pub fn parse(kind: TokenKind, s: &str) -> Result<Token, TokenFormatError> {
         if !s.starts_with(kind.prefix()) {
             return Err(TokenFormatError::WrongPrefix);
         }
-        if s.len() != TOKEN_LEN {
+        if s.len() != TOKEN_LEN && s.len() != SELECTOR_TOKEN_LEN {
             return Err(TokenFormatError::WrongLength);
         }
         let rest = &s.as_bytes()[PREFIX_LEN..];
         if !rest.iter().all(u8::is_ascii_alphanumeric) {
             return Err(TokenFormatError::BadCharacter);
         }
-        let (head, sum) = s.split_at(PREFIX_LEN + BODY_LEN);
+        let (head, sum) = s.split_at(s.len() - CHECKSUM_LEN);
         let mut expected = String::with_capacity(CHECKSUM_LEN);
         encode_base62(
             &crc32fast::hash(head.as_bytes()).to_be_bytes(),
@@ -137,8 +173,15 @@ impl Token {
         if expected != sum {
             return Err(TokenFormatError::BadChecksum);
         }
+        let selector = if s.len() == SELECTOR_TOKEN_LEN {
+            let digits = &s.as_bytes()[PREFIX_LEN..PREFIX_LEN + SELECTOR_LEN];
+            Some(decode_base62_u128(digits).ok_or(TokenFormatError::BadSelector)?)
+        } else {
+            None
+        };
         Ok(Token {
             kind,
+            selector: selector.map(Uuid::from_u128),
             value: s.to_owned(),
         })
     }
@@ -146,6 +189,11 @@ impl Token {
     /// The kind of this token.
     pub fn kind(&self) -> TokenKind {
         self.kind
+    }
+
+    /// The id of the row this token belongs to, when it carries one.
+    pub fn selector(&self) -> Option<Uuid> {
+        self.selector
     }
 
     /// The token string itself; call only where it is handed to its owner.
@@ -185,6 +233,12 @@ impl TokenHash {
         &self.0
     }
 
+    /// Compares in constant time: a presented token's hash against the one
+    /// a pair stores, when the pair was found by the token's selector.
+    pub fn ct_eq(&self, other: &TokenHash) -> bool {
+        subtle::ConstantTimeEq::ct_eq(self.0.as_slice(), other.0.as_slice()).into()
+    }
+
     /// Rebuilds a hash read from storage; `None` when it is not 32 bytes.
     pub fn from_slice(bytes: &[u8]) -> Option<TokenHash> {
         bytes.try_into().ok().map(TokenHash)
@@ -195,6 +249,37 @@ impl std::fmt::Debug for TokenHash {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "TokenHash({}…)", hex::encode(&self.0[..4]))
     }
+}
+
+fn random_body() -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes
+}
+
+fn mac_body(kind: TokenKind, selector: Option<Uuid>, key: &[u8; 32], input: &[u8]) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(kind.prefix().as_bytes());
+    if let Some(id) = selector {
+        mac.update(id.as_bytes());
+    }
+    mac.update(&(input.len() as u64).to_be_bytes());
+    mac.update(input);
+    mac.finalize().into_bytes().into()
+}
+
+/// The number written by base62 `digits` (most significant first), if it
+/// fits in 128 bits.
+fn decode_base62_u128(digits: &[u8]) -> Option<u128> {
+    digits.iter().try_fold(0u128, |acc, &d| {
+        let v = match d {
+            b'0'..=b'9' => d - b'0',
+            b'A'..=b'Z' => d - b'A' + 10,
+            b'a'..=b'z' => d - b'a' + 36,
+            _ => return None,
+        };
+        acc.checked_mul(62)?.checked_add(u128::from(v))
+    })
 }
 
 /// Writes `bytes` (big-endian) as exactly `width` base62 digits onto `out`.
@@ -289,6 +374,55 @@ mod tests {
     }
 
     #[test]
+    fn selector_tokens_carry_their_row_id() {
+        let id = Uuid::now_v7();
+        for kind in TokenKind::ALL {
+            let t = Token::generate_for(kind, id);
+            assert_eq!(t.expose().len(), SELECTOR_TOKEN_LEN);
+            assert_eq!(t.selector(), Some(id));
+            let parsed = Token::parse(kind, t.expose()).expect("round trip");
+            assert_eq!(parsed, t);
+            assert_eq!(parsed.selector(), Some(id));
+        }
+        for edge in [Uuid::nil(), Uuid::max()] {
+            let t = Token::generate_for(TokenKind::Refresh, edge);
+            assert_eq!(
+                Token::parse(TokenKind::Refresh, t.expose()).map(|t| t.selector()),
+                Ok(Some(edge))
+            );
+        }
+        assert_eq!(Token::generate(TokenKind::Access).selector(), None);
+    }
+
+    #[test]
+    fn a_selector_beyond_128_bits_is_refused() {
+        // "z" x 22 is 62^22 - 1 > 2^128 - 1; the checksum is right, so only
+        // the range check can refuse it.
+        let mut value = String::from(TokenKind::Refresh.prefix());
+        value.push_str(&"z".repeat(SELECTOR_LEN));
+        encode_base62(&[1u8; 32], BODY_LEN, &mut value);
+        let crc = crc32fast::hash(value.as_bytes());
+        encode_base62(&crc.to_be_bytes(), CHECKSUM_LEN, &mut value);
+        assert_eq!(
+            Token::parse(TokenKind::Refresh, &value),
+            Err(TokenFormatError::BadSelector)
+        );
+    }
+
+    #[test]
+    fn derived_selector_tokens_depend_on_the_selector() {
+        let key = [9u8; 32];
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let t = Token::derive_for(TokenKind::Refresh, a, &key, b"in");
+        assert_eq!(t, Token::derive_for(TokenKind::Refresh, a, &key, b"in"));
+        assert_ne!(
+            t.expose()[7 + SELECTOR_LEN..],
+            Token::derive_for(TokenKind::Refresh, b, &key, b"in").expose()[7 + SELECTOR_LEN..]
+        );
+        assert_eq!(t.selector(), Some(a));
+    }
+
+    #[test]
     fn two_tokens_differ() {
         assert_ne!(
             Token::generate(TokenKind::Access),
@@ -377,6 +511,25 @@ mod tests {
         fn truncation_is_refused(cut in 1usize..TOKEN_LEN) {
             let t = Token::generate(TokenKind::Refresh);
             prop_assert!(Token::parse(TokenKind::Refresh, &t.expose()[..TOKEN_LEN - cut]).is_err());
+            let s = Token::generate_for(TokenKind::Refresh, Uuid::now_v7());
+            prop_assert!(Token::parse(TokenKind::Refresh, &s.expose()[..SELECTOR_TOKEN_LEN - cut]).is_err());
+        }
+
+        #[test]
+        fn any_change_to_a_selector_token_is_refused(pos in 7usize..SELECTOR_TOKEN_LEN, c in proptest::char::range('0', 'z')) {
+            let t = Token::generate_for(TokenKind::Access, Uuid::now_v7());
+            let mut bytes = t.expose().as_bytes().to_vec();
+            prop_assume!(c.is_ascii_alphanumeric() && bytes[pos] != c as u8);
+            bytes[pos] = c as u8;
+            let changed = String::from_utf8(bytes).expect("ascii");
+            prop_assert!(Token::parse(TokenKind::Access, &changed).is_err());
+        }
+
+        #[test]
+        fn selectors_round_trip(v in any::<u128>()) {
+            let id = Uuid::from_u128(v);
+            let t = Token::generate_for(TokenKind::Access, id);
+            prop_assert_eq!(Token::parse(TokenKind::Access, t.expose()).map(|t| t.selector()), Ok(Some(id)));
         }
     }
 }

@@ -253,6 +253,7 @@ mod tests {
             family_expires_at: Utc::now() + Duration::days(365),
             created_at: Utc::now(),
             parent_id: None,
+            successor_id: None,
             retired_at: None,
             revoked_at: None,
         }

@@ -120,7 +120,6 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
                     "apps_slug_key" => Conflict::Slug,
                     "apps_client_id_key" => Conflict::ClientId,
                     "installations_live_key" => Conflict::Installation,
-                    "tokens_parent_key" => Conflict::Successor,
                     "used_jtis_pkey" => Conflict::Jti,
                     "webhook_deliveries_id_key" => Conflict::Delivery,
                     "upstream_providers_pkey" => Conflict::Provider,

@@ -82,7 +82,7 @@ macro_rules! select_token {
         concat!(
             "SELECT t.id, t.family_id, t.installation_id, t.app_id, \
              t.access_hash, t.refresh_hash, t.scopes, t.expires_at, t.refresh_expires_at, \
-             f.expires_at AS family_expires_at, t.created_at, t.parent_id, \
+             f.expires_at AS family_expires_at, t.created_at, t.parent_id, t.successor_id, \
              t.retired_at, COALESCE(t.revoked_at, f.revoked_at) AS revoked_at \
              FROM tokens t JOIN token_families f ON f.id = t.family_id WHERE ",
             $cond
@@ -105,6 +105,7 @@ pub(crate) fn token(row: &PgRow) -> Result<IssuedToken, StoreError> {
         family_expires_at: get(row, "family_expires_at")?,
         created_at: get(row, "created_at")?,
         parent_id: get(row, "parent_id")?,
+        successor_id: get(row, "successor_id")?,
         retired_at: get(row, "retired_at")?,
         revoked_at: get(row, "revoked_at")?,
     })

@@ -21,8 +21,9 @@ const INSTALLATION_BY_ID: &str = "SELECT i.id, i.app_id, a.slug AS app_slug, i.o
 async fn insert_token(conn: &mut PgConnection, t: &IssuedToken) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO tokens (id, family_id, installation_id, app_id, access_hash, refresh_hash, \
-         scopes, expires_at, refresh_expires_at, created_at, parent_id, retired_at, revoked_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL)",
+         scopes, expires_at, refresh_expires_at, created_at, parent_id, retired_at, revoked_at, \
+         successor_id, legacy) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL, NULL, false)",
     )
     .bind(t.id)
     .bind(t.family_id)
@@ -484,16 +485,39 @@ impl Store for PgStore {
         tx.commit().await.map_err(map_err)
     }
 
-    #[tracing::instrument(name = "store.token_by_refresh", skip_all)]
-    async fn token_by_refresh(&self, refresh_hash: &TokenHash) -> StoreResult<Option<IssuedToken>> {
-        self.token_where(select_token!("t.refresh_hash = $1"), refresh_hash)
+    #[tracing::instrument(name = "store.token", skip_all)]
+    async fn token(&self, id: Uuid) -> StoreResult<Option<IssuedToken>> {
+        sqlx::query(select_token!("t.id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
             .await
+            .map_err(map_err)?
+            .map(|r| rows::token(&r))
+            .transpose()
     }
 
-    #[tracing::instrument(name = "store.token_by_access", skip_all)]
-    async fn token_by_access(&self, access_hash: &TokenHash) -> StoreResult<Option<IssuedToken>> {
-        self.token_where(select_token!("t.access_hash = $1"), access_hash)
-            .await
+    #[tracing::instrument(name = "store.legacy_token_by_refresh", skip_all)]
+    async fn legacy_token_by_refresh(
+        &self,
+        refresh_hash: &TokenHash,
+    ) -> StoreResult<Option<IssuedToken>> {
+        self.token_where(
+            select_token!("t.refresh_hash = $1 AND t.legacy"),
+            refresh_hash,
+        )
+        .await
+    }
+
+    #[tracing::instrument(name = "store.legacy_token_by_access", skip_all)]
+    async fn legacy_token_by_access(
+        &self,
+        access_hash: &TokenHash,
+    ) -> StoreResult<Option<IssuedToken>> {
+        self.token_where(
+            select_token!("t.access_hash = $1 AND t.legacy"),
+            access_hash,
+        )
+        .await
     }
 
     #[tracing::instrument(name = "store.rotate_refresh", skip_all)]
@@ -515,15 +539,17 @@ impl Store for PgStore {
         // revocation lives on the family row, which every token read joins.
         let q = sqlx::query(
             "WITH retired AS ( \
-               UPDATE tokens SET retired_at = $1 WHERE id = $2 AND family_id = $3 \
+               UPDATE tokens SET retired_at = $1, successor_id = $4 WHERE id = $2 \
+               AND family_id = $3 \
                AND retired_at IS NULL AND revoked_at IS NULL AND EXISTS (SELECT 1 FROM \
                token_families f WHERE f.id = tokens.family_id AND f.revoked_at IS NULL) \
                RETURNING id), \
              successor AS ( \
                INSERT INTO tokens (id, family_id, installation_id, app_id, access_hash, \
                refresh_hash, scopes, expires_at, refresh_expires_at, created_at, parent_id, \
-               retired_at, revoked_at) \
-               SELECT $4, $3, $5, $6, $7, $8, $9, $10, $11, $1, id, NULL, NULL FROM retired), \
+               retired_at, revoked_at, successor_id, legacy) \
+               SELECT $4, $3, $5, $6, $7, $8, $9, $10, $11, $1, id, NULL, NULL, NULL, false \
+               FROM retired), \
              logged AS ( \
                INSERT INTO events (kind, installation_id, identity_id, exchange_type, ip, actor, \
                detail, created_at) \

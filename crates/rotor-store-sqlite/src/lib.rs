@@ -144,7 +144,6 @@ pub(crate) fn map_err(e: rusqlite::Error) -> StoreError {
                     ("apps.slug", Conflict::Slug),
                     ("apps.client_id", Conflict::ClientId),
                     ("installations.app_id", Conflict::Installation),
-                    ("tokens.parent_id", Conflict::Successor),
                     ("used_jtis", Conflict::Jti),
                     ("webhook_deliveries", Conflict::Delivery),
                     ("upstream_providers", Conflict::Provider),

@@ -44,6 +44,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "installation lists",
         include_str!("../migrations/0006_installation_lists.sql"),
     ),
+    (
+        7,
+        "selector tokens",
+        include_str!("../migrations/0007_selector_tokens.sql"),
+    ),
 ];
 
 /// The version the schema is at.

@@ -73,8 +73,8 @@ fn insert_token(conn: &Connection, t: &IssuedToken) -> StoreResult<()> {
     exec(
         conn,
         "INSERT INTO tokens (id, family_id, installation_id, app_id, access_hash, refresh_hash, \
-         scopes, expires_at, refresh_expires_at, created_at, parent_id, retired_at, revoked_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
+         scopes, expires_at, refresh_expires_at, created_at, parent_id, retired_at, revoked_at, \
+         successor_id, legacy) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, 0)",
         params![
             t.id.to_string(),
             t.family_id.to_string(),
@@ -207,11 +207,12 @@ fn rotate(
     // Retire the old pair only while it is live and its family stands.
     let retired = exec(
         conn,
-        "UPDATE tokens SET retired_at = ? WHERE id = ? AND retired_at IS NULL \
+        "UPDATE tokens SET retired_at = ?, successor_id = ? WHERE id = ? AND retired_at IS NULL \
          AND revoked_at IS NULL AND family_id = ? AND EXISTS (SELECT 1 FROM token_families f \
          WHERE f.id = tokens.family_id AND f.revoked_at IS NULL)",
         params![
             ts(s.created_at),
+            s.id.to_string(),
             old_id.to_string(),
             s.family_id.to_string()
         ],
@@ -518,14 +519,32 @@ impl Store for SqliteStore {
             .await
     }
 
-    #[tracing::instrument(name = "store.token_by_refresh", skip_all)]
-    async fn token_by_refresh(&self, refresh_hash: &TokenHash) -> StoreResult<Option<IssuedToken>> {
-        self.token_where(select_token!("t.refresh_hash = ?"), refresh_hash)
+    #[tracing::instrument(name = "store.token", skip_all)]
+    async fn token(&self, id: Uuid) -> StoreResult<Option<IssuedToken>> {
+        self.readers
+            .read(|c| one(c, select_token!("t.id = ?"), [id.to_string()], rows::token))
     }
 
-    #[tracing::instrument(name = "store.token_by_access", skip_all)]
-    async fn token_by_access(&self, access_hash: &TokenHash) -> StoreResult<Option<IssuedToken>> {
-        self.token_where(select_token!("t.access_hash = ?"), access_hash)
+    #[tracing::instrument(name = "store.legacy_token_by_refresh", skip_all)]
+    async fn legacy_token_by_refresh(
+        &self,
+        refresh_hash: &TokenHash,
+    ) -> StoreResult<Option<IssuedToken>> {
+        self.token_where(
+            select_token!("t.refresh_hash = ? AND t.legacy = 1"),
+            refresh_hash,
+        )
+    }
+
+    #[tracing::instrument(name = "store.legacy_token_by_access", skip_all)]
+    async fn legacy_token_by_access(
+        &self,
+        access_hash: &TokenHash,
+    ) -> StoreResult<Option<IssuedToken>> {
+        self.token_where(
+            select_token!("t.access_hash = ? AND t.legacy = 1"),
+            access_hash,
+        )
     }
 
     #[tracing::instrument(name = "store.rotate_refresh", skip_all)]

@@ -15,10 +15,7 @@ async fn everything_survives_a_reopen() {
 
     let again = SqliteStore::open(&SqliteConfig::new(&url)).await.unwrap();
     assert_eq!(again.app_by_slug(&app.slug).await.unwrap(), Some(app));
-    assert_eq!(
-        again.token_by_refresh(&p.refresh_hash).await.unwrap(),
-        Some(p.clone())
-    );
+    assert_eq!(again.token(p.id).await.unwrap(), Some(p.clone()));
     assert!(again.installation(inst.id).await.unwrap().is_some());
 }
 
@@ -115,7 +112,7 @@ async fn writes_queued_before_close_commit_and_later_ones_are_refused() {
     );
 
     let again = SqliteStore::open(&SqliteConfig::new(&url)).await.unwrap();
-    let stored = again.token_by_refresh(&pair.refresh_hash).await.unwrap();
+    let stored = again.token(pair.id).await.unwrap();
     assert_eq!(stored, Some(pair), "the write before close was committed");
 }
 

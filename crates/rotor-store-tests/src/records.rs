@@ -112,11 +112,7 @@ pub async fn delete_installation_revokes_and_is_final<S: Store>(store: Arc<S>) {
     store.delete_installation(inst.id, t, &[]).await.unwrap();
     let got = store.installation(inst.id).await.unwrap().unwrap();
     assert_eq!(got.deleted_at, Some(t));
-    let tok = store
-        .token_by_access(&p.access_hash)
-        .await
-        .unwrap()
-        .unwrap();
+    let tok = store.token(p.id).await.unwrap().unwrap();
     assert_eq!(
         tok.revoked_at,
         Some(t),

@@ -23,10 +23,7 @@ pub async fn grant_exchange_is_single_use<S: Store>(store: Arc<S>) {
         store.exchange_grant(&code.hash(), &again, false, &[]).await,
         Err(StoreError::Conflict(Conflict::GrantUsed))
     ));
-    assert_eq!(
-        store.token_by_refresh(&again.refresh_hash).await.unwrap(),
-        None
-    );
+    assert_eq!(store.token(again.id).await.unwrap(), None);
     let got = store.installation(inst.id).await.unwrap().unwrap();
     assert_live(&*store, &p).await;
     assert_eq!(got.status, InstallationStatus::Pending);
@@ -51,17 +48,9 @@ pub async fn rotation_is_compare_and_swap<S: Store>(store: Arc<S>) {
         store.rotate_refresh(p.id, &next, &[]).await.unwrap(),
         Rotation::Rotated
     );
-    let old = store
-        .token_by_refresh(&p.refresh_hash)
-        .await
-        .unwrap()
-        .unwrap();
+    let old = store.token(p.id).await.unwrap().unwrap();
     assert_eq!(old.retired_at, Some(next.created_at));
-    let stored = store
-        .token_by_refresh(&next.refresh_hash)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = store.token(next.id).await.unwrap().unwrap();
     assert_eq!(stored, next);
     assert_live(&*store, &next).await;
     let loser = successor(&app, &inst, &p);
@@ -69,10 +58,7 @@ pub async fn rotation_is_compare_and_swap<S: Store>(store: Arc<S>) {
         Rotation::Lost(t) => assert_eq!(t.retired_at, Some(next.created_at)),
         other => panic!("second rotation must lose, got {other:?}"),
     }
-    assert_eq!(
-        store.token_by_refresh(&loser.refresh_hash).await.unwrap(),
-        None
-    );
+    assert_eq!(store.token(loser.id).await.unwrap(), None);
 }
 
 pub async fn concurrent_rotations_have_one_winner<S: Store>(store: Arc<S>) {
@@ -93,10 +79,7 @@ pub async fn concurrent_rotations_have_one_winner<S: Store>(store: Arc<S>) {
         match r.unwrap() {
             Rotation::Rotated => winners.push(next),
             Rotation::Lost(_) => {
-                assert_eq!(
-                    store.token_by_refresh(&next.refresh_hash).await.unwrap(),
-                    None
-                )
+                assert_eq!(store.token(next.id).await.unwrap(), None)
             }
         }
     }
@@ -115,31 +98,57 @@ pub async fn rotation_after_revocation_is_lost<S: Store>(store: Arc<S>) {
     assert!(
         matches!(store.rotate_refresh(p.id, &next, &[]).await.unwrap(), Rotation::Lost(t) if t.revoked_at.is_some())
     );
-    assert_eq!(
-        store.token_by_refresh(&next.refresh_hash).await.unwrap(),
-        None
-    );
+    assert_eq!(store.token(next.id).await.unwrap(), None);
 }
 
-pub async fn lookups_by_hash<S: Store>(store: Arc<S>) {
+pub async fn lookups_by_id<S: Store>(store: Arc<S>) {
     let (app, inst, code) = installed(&*store, "acme").await;
     let p = first_pair(&*store, &app, &inst, &code).await;
+    assert_eq!(store.token(p.id).await.unwrap(), Some(p.clone()));
+    assert_eq!(store.token(Uuid::now_v7()).await.unwrap(), None);
+    // A pair issued now is found by its id only: the hash lookups cover the
+    // pairs issued before selector tokens (their indexes are partial).
     assert_eq!(
-        store.token_by_access(&p.access_hash).await.unwrap(),
-        Some(p.clone())
+        store.legacy_token_by_access(&p.access_hash).await.unwrap(),
+        None
     );
-    assert_eq!(
-        store.token_by_refresh(&p.refresh_hash).await.unwrap(),
-        Some(p.clone())
-    );
-    assert_eq!(store.token_by_access(&p.refresh_hash).await.unwrap(), None);
     assert_eq!(
         store
-            .token_by_refresh(&Token::generate(TokenKind::Refresh).hash())
+            .legacy_token_by_refresh(&p.refresh_hash)
             .await
             .unwrap(),
         None
     );
+    assert_eq!(
+        store
+            .legacy_token_by_refresh(&Token::generate(TokenKind::Refresh).hash())
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+pub async fn rotation_records_the_successor<S: Store>(store: Arc<S>) {
+    let (app, inst, code) = installed(&*store, "acme").await;
+    let p = first_pair(&*store, &app, &inst, &code).await;
+    let next = successor(&app, &inst, &p);
+    store.rotate_refresh(p.id, &next, &[]).await.unwrap();
+    let old = store.token(p.id).await.unwrap().unwrap();
+    assert_eq!(old.successor_id, Some(next.id));
+    assert_eq!(old.retired_at, Some(next.created_at));
+    let stored = store.token(next.id).await.unwrap().unwrap();
+    assert_eq!((stored.parent_id, stored.successor_id), (Some(p.id), None));
+    // A lost compare-and-swap leaves the recorded successor alone.
+    let other = successor(&app, &inst, &p);
+    assert!(matches!(
+        store.rotate_refresh(p.id, &other, &[]).await.unwrap(),
+        Rotation::Lost(_)
+    ));
+    assert_eq!(
+        store.token(p.id).await.unwrap().unwrap().successor_id,
+        Some(next.id)
+    );
+    assert_eq!(store.token(other.id).await.unwrap(), None);
 }
 
 pub async fn revoke_family_is_final<S: Store>(store: Arc<S>) {
@@ -160,8 +169,8 @@ pub async fn revoke_family_is_final<S: Store>(store: Arc<S>) {
         !store.revoke_family(p.family_id, t, &[]).await.unwrap(),
         "second revoke is a no-op"
     );
-    for hash in [&p.refresh_hash, &next.refresh_hash] {
-        let tok = store.token_by_refresh(hash).await.unwrap().unwrap();
+    for id in [p.id, next.id] {
+        let tok = store.token(id).await.unwrap().unwrap();
         assert_eq!(
             tok.revoked_at,
             Some(t),
@@ -192,19 +201,15 @@ pub async fn revocation_and_rotation_race<S: Store>(store: Arc<S>) {
         let (app, inst, code) = installed(&*store, &format!("org-{round}")).await;
         let p = first_pair(&*store, &app, &inst, &code).await;
         let next = successor(&app, &inst, &p);
-        let next_hash = next.refresh_hash;
+        let next_id = next.id;
         let s2 = store.clone();
         let rotate = tokio::spawn(async move { s2.rotate_refresh(p.id, &next, &[]).await });
         store.revoke_family(p.family_id, now(), &[]).await.unwrap();
         rotate.await.unwrap().unwrap();
         let t = now();
-        let old = store
-            .token_by_refresh(&p.refresh_hash)
-            .await
-            .unwrap()
-            .unwrap();
+        let old = store.token(p.id).await.unwrap().unwrap();
         assert!(!old.refresh_is_live(t) && !old.access_is_live(t));
-        if let Some(s) = store.token_by_refresh(&next_hash).await.unwrap() {
+        if let Some(s) = store.token(next_id).await.unwrap() {
             assert!(
                 s.revoked_at.is_some(),
                 "a successor outlived the revocation"
@@ -223,17 +228,9 @@ pub async fn reissue_uses_each_jti_once<S: Store>(store: Arc<S>) {
     };
     let fresh = pair(&app, &inst, Uuid::new_v4(), None);
     store.reissue(&jti, &fresh, &[]).await.unwrap();
-    let old = store
-        .token_by_refresh(&p.refresh_hash)
-        .await
-        .unwrap()
-        .unwrap();
+    let old = store.token(p.id).await.unwrap().unwrap();
     assert!(old.revoked_at.is_some(), "the previous family is revoked");
-    let got = store
-        .token_by_refresh(&fresh.refresh_hash)
-        .await
-        .unwrap()
-        .unwrap();
+    let got = store.token(fresh.id).await.unwrap().unwrap();
     assert_eq!(got, fresh);
     assert_live(&*store, &fresh).await;
     let again = pair(&app, &inst, Uuid::new_v4(), None);
@@ -255,12 +252,12 @@ pub async fn reissue_uses_each_jti_once<S: Store>(store: Arc<S>) {
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(
-        store.token_by_refresh(&again.refresh_hash).await.unwrap(),
+        store.token(again.id).await.unwrap(),
         None,
         "nothing written"
     );
     assert!(store
-        .token_by_refresh(&fresh.refresh_hash)
+        .token(fresh.id)
         .await
         .unwrap()
         .unwrap()
@@ -309,16 +306,8 @@ pub async fn purge_is_bounded_and_keeps_what_is_needed<S: Store>(store: Arc<S>) 
     }
     assert_eq!(total, 25 + 25 + 25, "25 pairs, 25 jtis, 25 families");
     // The retired pair and its successor are kept (reuse detection needs the former).
-    assert!(store
-        .token_by_refresh(&live.refresh_hash)
-        .await
-        .unwrap()
-        .is_some());
-    assert!(store
-        .token_by_refresh(&next.refresh_hash)
-        .await
-        .unwrap()
-        .is_some());
+    assert!(store.token(live.id).await.unwrap().is_some());
+    assert!(store.token(next.id).await.unwrap().is_some());
 }
 
 pub async fn concurrent_rotations_of_many_chains_all_win<S: Store>(store: Arc<S>) {
@@ -342,12 +331,9 @@ pub async fn concurrent_rotations_of_many_chains_all_win<S: Store>(store: Arc<S>
     for (t, (_, _, p)) in tasks.into_iter().zip(&chains) {
         let (r, next) = t.await.unwrap();
         assert_eq!(r.unwrap(), Rotation::Rotated);
-        assert_eq!(
-            store.token_by_refresh(&next.refresh_hash).await.unwrap(),
-            Some(next.clone())
-        );
+        assert_eq!(store.token(next.id).await.unwrap(), Some(next.clone()));
         assert!(store
-            .token_by_refresh(&p.refresh_hash)
+            .token(p.id)
             .await
             .unwrap()
             .unwrap()
@@ -360,7 +346,7 @@ pub async fn concurrent_rotations_of_many_chains_all_win<S: Store>(store: Arc<S>
 /// The pair is stored and neither retired nor revoked.
 async fn assert_live<S: Store + ?Sized>(store: &S, t: &IssuedToken) {
     let got = store
-        .token_by_refresh(&t.refresh_hash)
+        .token(t.id)
         .await
         .unwrap()
         .expect("the pair is stored");

@@ -77,9 +77,6 @@ pub enum Conflict {
     /// The grant code was already exchanged.
     #[error("grant_used")]
     GrantUsed,
-    /// The pair already has a successor (a concurrent rotation won).
-    #[error("successor")]
-    Successor,
     /// The JWT id was already used.
     #[error("jti")]
     Jti,
@@ -230,15 +227,27 @@ pub trait Store: UpstreamStore + OutboxStore + Send + Sync + std::fmt::Debug + '
         mark_installed: bool,
         events: &[NewEvent],
     ) -> StoreResult<()>;
-    /// The pair whose refresh token has this hash, in any state.
-    async fn token_by_refresh(&self, refresh_hash: &TokenHash) -> StoreResult<Option<IssuedToken>>;
-    /// The pair whose access token has this hash, in any state.
-    async fn token_by_access(&self, access_hash: &TokenHash) -> StoreResult<Option<IssuedToken>>;
+    /// The pair with this id (a token's selector), in any state.
+    async fn token(&self, id: Uuid) -> StoreResult<Option<IssuedToken>>;
+    /// Among the pairs issued before selector tokens (schema 7), the one
+    /// whose refresh token has this hash, in any state. Pairs issued since
+    /// are found by [`Store::token`] only.
+    async fn legacy_token_by_refresh(
+        &self,
+        refresh_hash: &TokenHash,
+    ) -> StoreResult<Option<IssuedToken>>;
+    /// Among the pairs issued before selector tokens, the one whose access
+    /// token has this hash, in any state.
+    async fn legacy_token_by_access(
+        &self,
+        access_hash: &TokenHash,
+    ) -> StoreResult<Option<IssuedToken>>;
     /// Compare-and-swap: if pair `old_id` is live and its family not revoked,
-    /// retire it at `successor.created_at`, store `successor` (same family,
-    /// `parent_id = old_id`), point the installation at it and record
-    /// `events`, in one transaction; else change nothing and answer
-    /// [`Rotation::Lost`].
+    /// retire it at `successor.created_at` with `successor_id` set to the
+    /// successor's id, store `successor` (same family, `parent_id = old_id`)
+    /// and record `events`, in one transaction; else change nothing and
+    /// answer [`Rotation::Lost`]. The successor is stored as a selector pair
+    /// (never found by hash).
     async fn rotate_refresh(
         &self,
         old_id: Uuid,

@@ -165,18 +165,21 @@ impl Service {
         }
     }
 
-    /// A new pair record for `inst`: a new family when `parent` is `None`,
-    /// else the parent's successor in the parent's family.
+    /// A new pair record `id` for `inst`: a new family when `parent` is
+    /// `None`, else the parent's successor in the parent's family. `access`
+    /// and `refresh` carry `id` as their selector.
     ///
-    /// Pair and family ids are UUIDv7 (time-ordered): a rotation then
-    /// appends to the right edge of the id indexes instead of dirtying a
-    /// random page of each, which is most of what a commit writes. The time a
-    /// v7 id carries is the pair's `dateCreated`, which the answer holds anyway.
+    /// Pair and family ids are UUIDv7 (time-ordered, from [`Uuid::now_v7`]):
+    /// a rotation then appends to the right edge of the id indexes instead of
+    /// dirtying a random page of each, which is most of what a commit
+    /// writes. The time a v7 id carries is the pair's `dateCreated`, which
+    /// the answer holds anyway.
     fn new_pair(
         &self,
         app: &App,
         inst: &Installation,
         parent: Option<&IssuedToken>,
+        id: Uuid,
         access: &Token,
         refresh: &Token,
     ) -> IssuedToken {
@@ -186,7 +189,7 @@ impl Service {
             None => (Uuid::now_v7(), now + self.lifetimes.family_absolute),
         };
         IssuedToken {
-            id: Uuid::now_v7(),
+            id,
             family_id,
             installation_id: inst.id,
             app_id: app.id,
@@ -198,6 +201,7 @@ impl Service {
             family_expires_at,
             created_at: now,
             parent_id: parent.map(|p| p.id),
+            successor_id: None,
             retired_at: None,
             revoked_at: None,
         }
@@ -247,9 +251,8 @@ impl Service {
         };
         let grant = validate::grant(app, &inst, grant, self.now())?;
 
-        let access = Token::generate(TokenKind::Access);
-        let refresh = Token::generate(TokenKind::Refresh);
-        let record = self.new_pair(app, &inst, None, &access, &refresh);
+        let (id, access, refresh) = first_tokens();
+        let record = self.new_pair(app, &inst, None, id, &access, &refresh);
         let events = self.exchange_events(app, &inst, ExchangeType::Authorization, ip);
         let mark_installed = !app.settings.verify_install;
         match self
@@ -288,7 +291,7 @@ impl Service {
         let Ok(presented) = Token::parse(TokenKind::Refresh, refresh_token) else {
             return Err(CoreError::RefreshTokenNotFound.into());
         };
-        let found = self.store.token_by_refresh(&presented.hash()).await?;
+        let found = self.pair_of(&presented).await?;
         let (old, state) = validate::refresh(app, named.as_ref(), found, self.now())?;
         let inst = match named {
             Some(i) => i,
@@ -298,8 +301,9 @@ impl Service {
             return self.retired_refresh(app, &inst, &old, &presented, ip).await;
         }
 
-        let (access, refresh) = self.successor_tokens(&presented, 0);
-        let record = self.new_pair(app, &inst, Some(&old), &access, &refresh);
+        let id = Uuid::now_v7();
+        let (access, refresh) = self.successor_tokens(&presented, Some(id), 0);
+        let record = self.new_pair(app, &inst, Some(&old), id, &access, &refresh);
         let events = self.exchange_events(app, &inst, ExchangeType::Refresh, ip);
         match self.store.rotate_refresh(old.id, &record, &events).await? {
             Rotation::Rotated => {
@@ -333,23 +337,7 @@ impl Service {
         ip: Option<&str>,
     ) -> ServiceResult<Issued> {
         let now = self.now();
-        // Derived under the current key, or under an older one when the pair
-        // was rotated before a key rotation.
-        let mut found = None;
-        for k in 0..self.successor_keys.len() {
-            let (access, refresh) = self.successor_tokens(presented, k);
-            if let Some(s) = self.store.token_by_refresh(&refresh.hash()).await? {
-                found = Some((access, refresh, s));
-                break;
-            }
-        }
-        let (access, refresh, successor) = match found {
-            Some((a, r, s)) => (a, r, Some(s)),
-            None => {
-                let (a, r) = self.successor_tokens(presented, 0);
-                (a, r, None)
-            }
-        };
+        let found = self.successor_of(retired, presented).await?;
         let event = |kind: rotor_core::EventKind, detail: &str| NewEvent {
             installation_id: Some(inst.id),
             ip: ip.map(str::to_owned),
@@ -357,15 +345,17 @@ impl Service {
             detail: Some(detail.into()),
             ..NewEvent::new(kind, now)
         };
-        match validate::retired_refresh(app, retired, successor.as_ref(), now) {
+        let successor = found.as_ref().map(|(_, _, s)| s);
+        match validate::retired_refresh(app, retired, successor, now) {
             RetiredDecision::Replay => {
+                let (access, refresh, record) = found.expect("a replay has a successor");
                 self.record(event(
                     rotor_core::EventKind::RefreshReplayed,
                     "same successor answered within the grace window",
                 ))
                 .await;
                 Ok(Issued {
-                    record: successor.expect("a replay has a successor"),
+                    record,
                     access,
                     refresh,
                     replayed: true,
@@ -396,15 +386,61 @@ impl Service {
         }
     }
 
-    /// The successor pair of a refresh token: HMAC-derived under the server
-    /// key, so the same presented token always yields the same pair.
-    fn successor_tokens(&self, presented: &Token, key: usize) -> (Token, Token) {
+    /// The stored successor of a retired pair with its tokens, as the
+    /// rotation that retired it answered them; `None` when there is none
+    /// (or it was derived under a key this server no longer holds).
+    ///
+    /// A pair retired since selector tokens names its successor
+    /// (`successor_id`), whose tokens carry that id; one retired before is
+    /// found the old way, by the hash of its successor's derived token.
+    /// Either way the tokens are derived under the current key, or under an
+    /// older one when the pair was rotated before a key rotation.
+    async fn successor_of(
+        &self,
+        retired: &IssuedToken,
+        presented: &Token,
+    ) -> ServiceResult<Option<(Token, Token, IssuedToken)>> {
+        let keys = 0..self.successor_keys.len();
+        if let Some(id) = retired.successor_id {
+            let Some(stored) = self.store.token(id).await? else {
+                return Ok(None);
+            };
+            return Ok(keys
+                .map(|k| self.successor_tokens(presented, Some(id), k))
+                .find(|(_, refresh)| refresh.hash().ct_eq(&stored.refresh_hash))
+                .map(|(access, refresh)| (access, refresh, stored)));
+        }
+        for k in keys {
+            let (access, refresh) = self.successor_tokens(presented, None, k);
+            if let Some(s) = self.store.legacy_token_by_refresh(&refresh.hash()).await? {
+                return Ok(Some((access, refresh, s)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The successor pair of a refresh token, for the pair `selector`:
+    /// HMAC-derived under the server key, so the same presented token
+    /// always yields the same pair. (`None`: how successors were derived
+    /// before selector tokens, to find those.)
+    fn successor_tokens(
+        &self,
+        presented: &Token,
+        selector: Option<Uuid>,
+        key: usize,
+    ) -> (Token, Token) {
         let input = presented.expose().as_bytes();
         let key = &self.successor_keys[key];
-        (
-            Token::derive(TokenKind::Access, key, input),
-            Token::derive(TokenKind::Refresh, key, input),
-        )
+        match selector {
+            Some(id) => (
+                Token::derive_for(TokenKind::Access, id, key, input),
+                Token::derive_for(TokenKind::Refresh, id, key, input),
+            ),
+            None => (
+                Token::derive(TokenKind::Access, key, input),
+                Token::derive(TokenKind::Refresh, key, input),
+            ),
+        }
     }
 
     /// Manual refresh: an app that lost its refresh token proves itself with
@@ -419,9 +455,8 @@ impl Service {
     ) -> ServiceResult<Issued> {
         let (app, jti) = self.verify_client_jwt(jwt, None).await?;
         let inst = self.installation_of(&app, installation).await?;
-        let access = Token::generate(TokenKind::Access);
-        let refresh = Token::generate(TokenKind::Refresh);
-        let record = self.new_pair(&app, &inst, None, &access, &refresh);
+        let (id, access, refresh) = first_tokens();
+        let record = self.new_pair(&app, &inst, None, id, &access, &refresh);
         let events = self.exchange_events(&app, &inst, ExchangeType::ManualRefresh, ip);
         match self.store.reissue(&jti, &record, &events).await {
             Ok(()) => {}
@@ -437,4 +472,14 @@ impl Service {
             replayed: false,
         })
     }
+}
+
+/// A new pair's id and its two random tokens, which carry the id.
+fn first_tokens() -> (Uuid, Token, Token) {
+    let id = Uuid::now_v7();
+    (
+        id,
+        Token::generate_for(TokenKind::Access, id),
+        Token::generate_for(TokenKind::Refresh, id),
+    )
 }

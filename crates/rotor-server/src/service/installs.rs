@@ -170,7 +170,7 @@ impl Service {
             Some(Ok(t)) => t,
             _ => return Err(rotor_core::CoreError::InvalidBearer.into()),
         };
-        let issued = self.store.token_by_access(&token.hash()).await?;
+        let issued = self.pair_of(&token).await?;
         let inst = match &issued {
             Some(t) => self.store.installation(t.installation_id).await?,
             None => None,

@@ -2,7 +2,7 @@
 //! the janitor that deletes what nothing needs any more.
 
 use rotor_core::{App, IssuedToken, NewEvent, Token, TokenKind};
-use rotor_store::Purged;
+use rotor_store::{Purged, StoreResult};
 
 use super::installs::log_event;
 use super::{Service, ServiceResult};
@@ -38,11 +38,28 @@ impl Service {
         let Ok(parsed) = Token::parse(kind, token) else {
             return Ok(None);
         };
-        let found = match kind {
-            TokenKind::Access => self.store.token_by_access(&parsed.hash()).await?,
-            _ => self.store.token_by_refresh(&parsed.hash()).await?,
-        };
-        Ok(found.map(|t| (t, kind)))
+        Ok(self.pair_of(&parsed).await?.map(|t| (t, kind)))
+    }
+
+    /// The pair a presented access or refresh token belongs to, in any
+    /// state. A token with a selector is looked up by it (its pair's id) and
+    /// must hash to what that pair stores for its kind, compared in constant
+    /// time; a token issued before selectors is looked up by its hash.
+    pub(crate) async fn pair_of(&self, token: &Token) -> StoreResult<Option<IssuedToken>> {
+        let hash = token.hash();
+        let access = token.kind() == TokenKind::Access;
+        match token.selector() {
+            Some(id) => Ok(self.store.token(id).await?.filter(|pair| {
+                let stored = if access {
+                    &pair.access_hash
+                } else {
+                    &pair.refresh_hash
+                };
+                stored.ct_eq(&hash)
+            })),
+            None if access => self.store.legacy_token_by_access(&hash).await,
+            None => self.store.legacy_token_by_refresh(&hash).await,
+        }
     }
 
     /// Revokes the family of `token` if it was issued to `app`. Unknown

@@ -20,5 +20,6 @@ mod openapi;
 mod operator;
 mod parity;
 mod rotation;
+mod upgrade;
 mod upstream;
 mod webhooks;
