@@ -16,7 +16,8 @@
 #   SCENARIOS="floor realistic-refresh" SECONDS_PER_RUN=600 FLOOR_SECONDS=10 bench/run.sh
 #       # the realistic scenario: INSTALLATIONS (100000) installations, each
 #       # request refreshing a random one, over HISTORY (1000000) retired
-#       # pairs and twice as many events pre-filled (SQLite); the line also
+#       # pairs and twice as many events pre-filled (SQLite, or PostgreSQL
+#       # with bench/prefill_history_pg.sql); the line also
 #       # gives the first and the last minute's req/s and p99
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -72,7 +73,9 @@ run() { # scenario connections
     if [ -z "$PG" ]; then
       python3 bench/prefill_history.py "$DATA/rotor.db" "${HISTORY:-1000000}"
     else
-      echo "(PostgreSQL: no history pre-fill; the installations only)" >&2
+      local started=$SECONDS
+      psql "$DB" -q -v pairs="${HISTORY:-1000000}" -f bench/prefill_history_pg.sql >&2
+      echo "prefilled ${HISTORY:-1000000} retired pairs and twice as many events in $((SECONDS - started)) s" >&2
     fi
     extra=(--load-chains "$DATA/chains.tsv")
   fi

@@ -17,3 +17,5 @@ CREATE UNIQUE INDEX tokens_refresh_hash_legacy ON tokens (refresh_hash) WHERE le
 ALTER TABLE tokens DROP CONSTRAINT tokens_access_hash_key,
     DROP CONSTRAINT tokens_refresh_hash_key;
 DROP INDEX tokens_parent_key;
+-- families are purged at their absolute end (no pair outlives its family)
+CREATE INDEX token_families_expires ON token_families (expires_at);

@@ -8,9 +8,11 @@
 //! concurrent writer commits), a grant exchange a conditional `DELETE`, and a
 //! family's revocation lives on its family row, which every token read joins —
 //! so a successor committed by a racing rotation is revoked with its family.
+//! Rotations are group-committed: many in one statement (`rotations`).
 #![forbid(unsafe_code)]
 
 mod outbox;
+mod rotations;
 mod rows;
 mod store;
 mod upstream;
@@ -52,6 +54,7 @@ impl PgConfig {
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    rotations: rotations::Rotations,
 }
 
 impl PgStore {
@@ -88,7 +91,8 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::other(format!("migration failed: {e}")))?;
-        Ok(Self { pool })
+        let rotations = rotations::Rotations::start(pool.clone());
+        Ok(Self { pool, rotations })
     }
 
     /// Closes the pool.

@@ -7,7 +7,7 @@ use rotor_core::{
     IssuedToken, NewEvent, TokenHash, UsedJti, WebhookDelivery,
 };
 use rotor_store::{Conflict, Purged, Rotation, Store, StoreError, StoreResult};
-use sqlx::{PgConnection, Postgres, Row, Transaction};
+use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::outbox::insert_deliveries;
@@ -79,7 +79,7 @@ pub(crate) async fn insert_events(conn: &mut PgConnection, events: &[NewEvent]) 
 }
 
 /// The columns of some events, as arrays for `UNNEST`.
-struct EventColumns {
+pub(crate) struct EventColumns {
     kinds: Vec<String>,
     installations: Vec<Option<Uuid>>,
     identities: Vec<Option<String>>,
@@ -97,7 +97,7 @@ pub(crate) const STATUS_COUNTS: &str = "SELECT 'identities' AS what, status, COU
     WHERE status = 'pending' GROUP BY status";
 
 impl EventColumns {
-    fn of(events: &[NewEvent]) -> Self {
+    pub(crate) fn of(events: &[NewEvent]) -> Self {
         Self {
             kinds: events.iter().map(|e| e.kind.as_str().to_owned()).collect(),
             installations: events.iter().map(|e| e.installation_id).collect(),
@@ -111,7 +111,7 @@ impl EventColumns {
     }
 
     /// Binds the eight arrays, in column order, as the next parameters.
-    fn bind(
+    pub(crate) fn bind(
         self,
         q: sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments>,
     ) -> sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments> {
@@ -527,55 +527,9 @@ impl Store for PgStore {
         successor: &IssuedToken,
         events: &[NewEvent],
     ) -> StoreResult<Rotation> {
-        // One statement, so one round trip and one implicit transaction: the
-        // compare-and-swap retires the old pair, and the successor and the
-        // events are written only from its
-        // result (no installation row is touched: a deleted installation's
-        // families are revoked, so the CAS refuses). A concurrent rotation of
-        // the same row blocks on the row
-        // lock and, once this commits, re-checks `retired_at` and retires
-        // nothing, so it writes nothing. A revocation of the family that
-        // commits after the family check still revokes the successor:
-        // revocation lives on the family row, which every token read joins.
-        let q = sqlx::query(
-            "WITH retired AS ( \
-               UPDATE tokens SET retired_at = $1, successor_id = $4 WHERE id = $2 \
-               AND family_id = $3 \
-               AND retired_at IS NULL AND revoked_at IS NULL AND EXISTS (SELECT 1 FROM \
-               token_families f WHERE f.id = tokens.family_id AND f.revoked_at IS NULL) \
-               RETURNING id), \
-             successor AS ( \
-               INSERT INTO tokens (id, family_id, installation_id, app_id, access_hash, \
-               refresh_hash, scopes, expires_at, refresh_expires_at, created_at, parent_id, \
-               retired_at, revoked_at, successor_id, legacy) \
-               SELECT $4, $3, $5, $6, $7, $8, $9, $10, $11, $1, id, NULL, NULL, NULL, false \
-               FROM retired), \
-             logged AS ( \
-               INSERT INTO events (kind, installation_id, identity_id, exchange_type, ip, actor, \
-               detail, created_at) \
-               SELECT * FROM UNNEST($12::text[], $13::uuid[], $14::text[], $15::text[], \
-               $16::text[], $17::text[], $18::text[], $19::timestamptz[]) \
-               WHERE EXISTS (SELECT 1 FROM retired)) \
-             SELECT count(*) FROM retired",
-        )
-        .bind(successor.created_at)
-        .bind(old_id)
-        .bind(successor.family_id)
-        .bind(successor.id)
-        .bind(successor.installation_id)
-        .bind(successor.app_id)
-        .bind(successor.access_hash.as_bytes().as_slice())
-        .bind(successor.refresh_hash.as_bytes().as_slice())
-        .bind(&successor.scopes)
-        .bind(successor.expires_at)
-        .bind(successor.refresh_expires_at);
-        let retired: i64 = EventColumns::of(events)
-            .bind(q)
-            .fetch_one(&self.pool)
-            .await
-            .and_then(|row| row.try_get(0))
-            .map_err(map_err)?;
-        if retired == 0 {
+        // Group-committed with the other rotations waiting (see `rotations`).
+        let won = self.rotations.rotate(old_id, successor, events).await?;
+        if !won {
             let row = sqlx::query(select_token!("t.id = $1"))
                 .bind(old_id)
                 .fetch_optional(&self.pool)
@@ -654,12 +608,12 @@ impl Store for PgStore {
             grants: delete_batch(&mut tx, "grants", "x.expires_at <= $1", now, batch).await?,
             jtis: delete_batch(&mut tx, "used_jtis", "x.expires_at <= $1", now, batch).await?,
             tokens: delete_batch(&mut tx, "tokens", "x.refresh_expires_at <= $1", now, batch).await?,
-            // A family and its first pair are written in one transaction, so a
-            // family without pairs is one whose pairs were all purged.
+            // Past its absolute end a family's pairs have all ended (and are
+            // purged above, or will be: the foreign key waits for them).
             families: delete_batch(
                 &mut tx,
                 "token_families",
-                "$1::timestamptz IS NOT NULL AND NOT EXISTS (SELECT 1 FROM tokens t WHERE t.family_id = x.id)",
+                "x.expires_at <= $1 AND NOT EXISTS (SELECT 1 FROM tokens t WHERE t.family_id = x.id)",
                 now,
                 batch,
             )

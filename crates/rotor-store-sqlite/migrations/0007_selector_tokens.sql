@@ -7,12 +7,18 @@
 -- rotation records the successor's id on the retired pair (in the same
 -- compare-and-swap that retires it) instead of indexing every pair's parent.
 --
+-- Families are purged at their absolute end (every pair's refresh token
+-- ends no later) instead of "once no pair is left", so `tokens(family_id)`
+-- and its foreign key, which cost every rotation an insert on a random page
+-- of that index, go too; `token_families(expires_at)` finds them.
+--
 -- SQLite cannot drop a table's UNIQUE constraint, so the table is rebuilt:
 -- on a large database this migration takes a while (about a second per
 -- million pairs), once.
 CREATE TABLE tokens_v7 (
     id                 TEXT    PRIMARY KEY,
-    family_id          TEXT    NOT NULL REFERENCES token_families (id),
+    -- no foreign key: see above; every read joins the family
+    family_id          TEXT    NOT NULL,
     installation_id    TEXT    NOT NULL REFERENCES installations (id),
     app_id             TEXT    NOT NULL REFERENCES apps (id),
     access_hash        BLOB    NOT NULL,
@@ -39,5 +45,5 @@ DROP TABLE tokens;
 ALTER TABLE tokens_v7 RENAME TO tokens;
 CREATE UNIQUE INDEX tokens_access_hash_legacy ON tokens (access_hash) WHERE legacy = 1;
 CREATE UNIQUE INDEX tokens_refresh_hash_legacy ON tokens (refresh_hash) WHERE legacy = 1;
-CREATE INDEX tokens_family ON tokens (family_id);
+CREATE INDEX token_families_expires ON token_families (expires_at);
 CREATE INDEX tokens_refresh_expires ON tokens (refresh_expires_at);

@@ -609,6 +609,27 @@ impl Store for SqliteStore {
         let now = ts(now);
         self.writer
             .write(move |c| {
+                let tokens = delete_batch(
+                    c,
+                    "tokens",
+                    "SELECT rowid FROM tokens WHERE refresh_expires_at <= ?1",
+                    now,
+                    batch,
+                )?;
+                // A family's pairs all end by its absolute end: once this
+                // round has purged every pair past its end, the families
+                // past theirs have none left.
+                let families = if tokens < u64::from(batch) {
+                    delete_batch(
+                        c,
+                        "token_families",
+                        "SELECT rowid FROM token_families WHERE expires_at <= ?1",
+                        now,
+                        batch,
+                    )?
+                } else {
+                    0
+                };
                 Ok(Purged {
                     webhooks: 0,
                     events: 0,
@@ -626,24 +647,8 @@ impl Store for SqliteStore {
                         now,
                         batch,
                     )?,
-                    tokens: delete_batch(
-                        c,
-                        "tokens",
-                        "SELECT rowid FROM tokens WHERE refresh_expires_at <= ?1",
-                        now,
-                        batch,
-                    )?,
-                    families: delete_batch(
-                        c,
-                        "token_families",
-                        // A family and its first pair are written in one
-                        // transaction, so a family without pairs is one whose
-                        // pairs were all purged.
-                        "SELECT f.rowid FROM token_families f WHERE ?1 IS NOT NULL \
-                         AND NOT EXISTS (SELECT 1 FROM tokens t WHERE t.family_id = f.id)",
-                        now,
-                        batch,
-                    )?,
+                    tokens,
+                    families,
                 })
             })
             .await

@@ -311,35 +311,66 @@ pub async fn purge_is_bounded_and_keeps_what_is_needed<S: Store>(store: Arc<S>) 
 }
 
 pub async fn concurrent_rotations_of_many_chains_all_win<S: Store>(store: Arc<S>) {
-    // Many different pairs rotated at once (a backend may batch them): each
-    // rotation wins, each successor is stored, each installation points at it.
+    // Many different pairs rotated at once (a backend may batch them), each
+    // twice: exactly one rotation of each pair wins, its successor is stored
+    // as given (scopes of different lengths too) and its event recorded; the
+    // loser writes nothing, whether or not it shared the winner's batch.
     let mut chains = Vec::new();
     for n in 0..40 {
         let (app, inst, code) = installed(&*store, &format!("org-{n}")).await;
         let p = first_pair(&*store, &app, &inst, &code).await;
         chains.push((app, inst, p));
     }
-    let tasks: Vec<_> = chains
-        .iter()
-        .map(|(app, inst, p)| {
+    let mut tasks = Vec::new();
+    for (n, (app, inst, p)) in chains.iter().enumerate() {
+        for attempt in 0..2 {
             let store = store.clone();
-            let next = successor(app, inst, p);
+            let mut next = successor(app, inst, p);
+            next.scopes = (0..(n + attempt) % 4).map(|i| format!("s:{i}")).collect();
+            let event = NewEvent {
+                installation_id: Some(inst.id),
+                detail: Some(format!("attempt {attempt}")),
+                ..NewEvent::new(rotor_core::EventKind::TokenExchanged, next.created_at)
+            };
             let old = p.id;
-            tokio::spawn(async move { (store.rotate_refresh(old, &next, &[]).await, next) })
-        })
-        .collect();
-    for (t, (_, _, p)) in tasks.into_iter().zip(&chains) {
-        let (r, next) = t.await.unwrap();
-        assert_eq!(r.unwrap(), Rotation::Rotated);
+            tasks.push(tokio::spawn(async move {
+                let r = store.rotate_refresh(old, &next, &[event]).await;
+                (r, next)
+            }));
+        }
+    }
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap());
+    }
+    for ((_, inst, p), pair) in chains.iter().zip(results.chunks(2)) {
+        let winners: Vec<&IssuedToken> = pair
+            .iter()
+            .filter(|(r, _)| matches!(r, Ok(Rotation::Rotated)))
+            .map(|(_, next)| next)
+            .collect();
+        assert_eq!(winners.len(), 1, "one rotation of each pair wins");
+        let next = winners[0];
+        for (r, other) in pair {
+            if other.id != next.id {
+                assert!(matches!(r, Ok(Rotation::Lost(_))), "{r:?}");
+                assert_eq!(store.token(other.id).await.unwrap(), None);
+            }
+        }
         assert_eq!(store.token(next.id).await.unwrap(), Some(next.clone()));
-        assert!(store
-            .token(p.id)
+        let old = store.token(p.id).await.unwrap().unwrap();
+        assert!(old.retired_at.is_some());
+        assert_eq!(old.successor_id, Some(next.id));
+        assert_live(&*store, next).await;
+        let events = store
+            .list_events(&EventFilter {
+                installation_id: Some(inst.id),
+                limit: 10,
+                ..EventFilter::default()
+            })
             .await
-            .unwrap()
-            .unwrap()
-            .retired_at
-            .is_some());
-        assert_live(&*store, &next).await;
+            .unwrap();
+        assert_eq!(events.len(), 1, "only the winner's event is recorded");
     }
 }
 

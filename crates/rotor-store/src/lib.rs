@@ -282,7 +282,9 @@ pub trait Store: UpstreamStore + OutboxStore + Send + Sync + std::fmt::Debug + '
     /// Deletes at most `batch` rows of each kind that nothing needs any more:
     /// grants and jtis past their expiry, pairs whose refresh token has expired
     /// (retired and revoked pairs are kept until then, for reuse detection),
-    /// and families left without pairs. Call again while it deletes anything.
+    /// and, once a round has purged every such pair, families past their
+    /// absolute end (no pair outlives its family). Call again while it
+    /// deletes anything.
     async fn purge_expired(&self, now: DateTime<Utc>, batch: u32) -> StoreResult<Purged>;
 
     // ---- events ----

@@ -230,8 +230,8 @@ http_tests! {
         );
         assert_eq!(
             first.families + rest.families,
-            5,
-            "and the families left without pairs"
+            0,
+            "a family is kept until its absolute end"
         );
         assert_eq!(
             app.service.purge(2, 100).await.unwrap().total(),
@@ -250,6 +250,12 @@ http_tests! {
             )
         );
         assert_eq!(app.introspect(&s(&t2, "token")).await["active"], false);
+
+        // A year on every family has ended: the five idle ones and the
+        // fresh one go, with the fresh chain's two pairs.
+        app.advance(Duration::days(366));
+        let later = app.service.purge(2, 100).await.unwrap();
+        assert_eq!((later.tokens, later.families), (2, 6), "{later:?}");
     }
 
     async fn revocation_is_linearizable_with_rotation() {

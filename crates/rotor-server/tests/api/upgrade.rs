@@ -64,11 +64,13 @@ const SQLITE_V6_TOKENS: &str = "
     CREATE UNIQUE INDEX tokens_parent_key ON tokens (parent_id) WHERE parent_id IS NOT NULL;
     CREATE INDEX tokens_family ON tokens (family_id);
     CREATE INDEX tokens_refresh_expires ON tokens (refresh_expires_at);
+    DROP INDEX token_families_expires;
     PRAGMA user_version = 6;";
 
 const POSTGRES_V6_TOKENS: &str = "
     DROP INDEX tokens_access_hash_legacy;
     DROP INDEX tokens_refresh_hash_legacy;
+    DROP INDEX token_families_expires;
     ALTER TABLE tokens DROP COLUMN successor_id, DROP COLUMN legacy;
     ALTER TABLE tokens ADD CONSTRAINT tokens_access_hash_key UNIQUE (access_hash),
         ADD CONSTRAINT tokens_refresh_hash_key UNIQUE (refresh_hash);
