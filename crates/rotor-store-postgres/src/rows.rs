@@ -51,17 +51,69 @@ pub(crate) fn app(row: &PgRow) -> Result<App, StoreError> {
 }
 
 pub(crate) fn installation(row: &PgRow) -> Result<Installation, StoreError> {
-    let status: String = get(row, "status")?;
+    installation_as(
+        row,
+        [
+            "id",
+            "app_id",
+            "app_slug",
+            "org_slug",
+            "status",
+            "created_at",
+            "deleted_at",
+        ],
+    )
+}
+
+/// The installation columns of [`TOKEN_WITH_INSTALLATION`], where they
+/// are renamed beside the token's.
+pub(crate) fn prefixed_installation(row: &PgRow) -> Result<Option<Installation>, StoreError> {
+    let id: Option<uuid::Uuid> = get(row, "inst_id")?;
+    if id.is_none() {
+        return Ok(None);
+    }
+    installation_as(
+        row,
+        [
+            "inst_id",
+            "inst_app_id",
+            "inst_app_slug",
+            "inst_org_slug",
+            "inst_status",
+            "inst_created_at",
+            "inst_deleted_at",
+        ],
+    )
+    .map(Some)
+}
+
+fn installation_as(row: &PgRow, cols: [&str; 7]) -> Result<Installation, StoreError> {
+    let [id, app_id, app_slug, org_slug, status, created_at, deleted_at] = cols;
+    let status: String = get(row, status)?;
     Ok(Installation {
-        id: get(row, "id")?,
-        app_id: get(row, "app_id")?,
-        app_slug: get(row, "app_slug")?,
-        org_slug: get(row, "org_slug")?,
+        id: get(row, id)?,
+        app_id: get(row, app_id)?,
+        app_slug: get(row, app_slug)?,
+        org_slug: get(row, org_slug)?,
         status: InstallationStatus::parse(&status).ok_or_else(|| bad("status"))?,
-        created_at: get(row, "created_at")?,
-        deleted_at: get(row, "deleted_at")?,
+        created_at: get(row, created_at)?,
+        deleted_at: get(row, deleted_at)?,
     })
 }
+
+/// A pair and an installation in one statement: `$1` the pair's id, `$2`
+/// the installation's (`NULL`: the pair's own). Either side may be missing.
+pub(crate) const TOKEN_WITH_INSTALLATION: &str = "SELECT t.id, t.family_id, t.installation_id, \
+    t.app_id, t.access_hash, t.refresh_hash, t.scopes, t.expires_at, t.refresh_expires_at, \
+    f.expires_at AS family_expires_at, t.created_at, t.parent_id, t.successor_id, \
+    t.retired_at, COALESCE(t.revoked_at, f.revoked_at) AS revoked_at, \
+    i.id AS inst_id, i.app_id AS inst_app_id, a.slug AS inst_app_slug, \
+    i.org_slug AS inst_org_slug, i.status AS inst_status, i.created_at AS inst_created_at, \
+    i.deleted_at AS inst_deleted_at \
+    FROM (SELECT $1::uuid AS pid, $2::uuid AS iid) k \
+    LEFT JOIN (tokens t JOIN token_families f ON f.id = t.family_id) ON t.id = k.pid \
+    LEFT JOIN (installations i JOIN apps a ON a.id = i.app_id) \
+    ON i.id = COALESCE(k.iid, t.installation_id)";
 
 pub(crate) fn grant(row: &PgRow) -> Result<Grant, StoreError> {
     Ok(Grant {

@@ -496,6 +496,26 @@ impl Store for PgStore {
             .transpose()
     }
 
+    #[tracing::instrument(name = "store.token_with_installation", skip_all)]
+    async fn token_with_installation(
+        &self,
+        pair: Uuid,
+        installation: Option<Uuid>,
+    ) -> StoreResult<(Option<IssuedToken>, Option<Installation>)> {
+        let row = sqlx::query(rows::TOKEN_WITH_INSTALLATION)
+            .bind(pair)
+            .bind(installation)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        let id: Option<Uuid> = rows::get(&row, "id")?;
+        let token = match id {
+            Some(_) => Some(rows::token(&row)?),
+            None => None,
+        };
+        Ok((token, rows::prefixed_installation(&row)?))
+    }
+
     #[tracing::instrument(name = "store.legacy_token_by_refresh", skip_all)]
     async fn legacy_token_by_refresh(
         &self,

@@ -27,7 +27,7 @@ macro_rules! store_conformance {
             exchange_marks_installed_when_asked, rotation_is_compare_and_swap,
             concurrent_rotations_have_one_winner, concurrent_rotations_of_many_chains_all_win,
             rotation_after_revocation_is_lost,
-            lookups_by_id, rotation_records_the_successor, events_filter_and_order, revoke_family_is_final,
+            lookups_by_id, rotation_records_the_successor, token_with_installation_reads_both, events_filter_and_order, revoke_family_is_final,
             revocation_and_rotation_race, reissue_uses_each_jti_once,
             purge_is_bounded_and_keeps_what_is_needed,
             deliveries_commit_with_their_change, claims_take_the_head_of_each_order_key,

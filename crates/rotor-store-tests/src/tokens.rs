@@ -128,6 +128,47 @@ pub async fn lookups_by_id<S: Store>(store: Arc<S>) {
     );
 }
 
+pub async fn token_with_installation_reads_both<S: Store>(store: Arc<S>) {
+    let (app, inst, code) = installed(&*store, "acme").await;
+    let (_, other, _) = installed(&*store, "globex").await;
+    let p = first_pair(&*store, &app, &inst, &code).await;
+    let own = store.installation(inst.id).await.unwrap();
+    let named = store.installation(other.id).await.unwrap();
+    assert!(own.is_some() && named.is_some());
+    assert_eq!(
+        store.token_with_installation(p.id, None).await.unwrap(),
+        (Some(p.clone()), own)
+    );
+    assert_eq!(
+        store
+            .token_with_installation(p.id, Some(other.id))
+            .await
+            .unwrap(),
+        (Some(p.clone()), named.clone())
+    );
+    assert_eq!(
+        store
+            .token_with_installation(Uuid::now_v7(), Some(other.id))
+            .await
+            .unwrap(),
+        (None, named)
+    );
+    assert_eq!(
+        store
+            .token_with_installation(Uuid::now_v7(), None)
+            .await
+            .unwrap(),
+        (None, None)
+    );
+    assert_eq!(
+        store
+            .token_with_installation(p.id, Some(Uuid::now_v7()))
+            .await
+            .unwrap(),
+        (Some(p), None)
+    );
+}
+
 pub async fn rotation_records_the_successor<S: Store>(store: Arc<S>) {
     let (app, inst, code) = installed(&*store, "acme").await;
     let p = first_pair(&*store, &app, &inst, &code).await;

@@ -229,6 +229,23 @@ pub trait Store: UpstreamStore + OutboxStore + Send + Sync + std::fmt::Debug + '
     ) -> StoreResult<()>;
     /// The pair with this id (a token's selector), in any state.
     async fn token(&self, id: Uuid) -> StoreResult<Option<IssuedToken>>;
+    /// The refresh path's reads in one: the pair `pair` and the installation
+    /// `installation` — or, when that is `None`, the pair's own — each in
+    /// any state. One statement on PostgreSQL (the default, two point
+    /// reads, is what SQLite does: its reads are in-process).
+    async fn token_with_installation(
+        &self,
+        pair: Uuid,
+        installation: Option<Uuid>,
+    ) -> StoreResult<(Option<IssuedToken>, Option<Installation>)> {
+        let token = self.token(pair).await?;
+        let id = installation.or(token.as_ref().map(|t| t.installation_id));
+        let installation = match id {
+            Some(id) => self.installation(id).await?,
+            None => None,
+        };
+        Ok((token, installation))
+    }
     /// Among the pairs issued before selector tokens (schema 7), the one
     /// whose refresh token has this hash, in any state. Pairs issued since
     /// are found by [`Store::token`] only.

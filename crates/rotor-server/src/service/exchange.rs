@@ -285,17 +285,21 @@ impl Service {
         refresh_token: &str,
         ip: Option<&str>,
     ) -> ServiceResult<Issued> {
-        let named = self.named_installation(app, installation).await?;
-        // A malformed token is one no store holds: refused as not found,
-        // before any database work.
         let Ok(presented) = Token::parse(TokenKind::Refresh, refresh_token) else {
+            // The route's installation is checked first, as for any token; a
+            // malformed token is one no store holds: refused as not found,
+            // without reading anything for it.
+            self.named_installation(app, installation).await?;
             return Err(CoreError::RefreshTokenNotFound.into());
         };
-        let found = self.pair_of(&presented).await?;
+        let (named, found, own) = self.refresh_reads(app, installation, &presented).await?;
         let (old, state) = validate::refresh(app, named.as_ref(), found, self.now())?;
-        let inst = match named {
-            Some(i) => i,
-            None => self.installation_by_id(app, old.installation_id).await?,
+        let inst = match (named, own) {
+            (Some(i), _) => i,
+            (None, Some(i)) if i.id == old.installation_id => {
+                validate::installation_for_app(app, Some(i))?
+            }
+            (None, _) => self.installation_by_id(app, old.installation_id).await?,
         };
         if state == RefreshState::Retired {
             return self.retired_refresh(app, &inst, &old, &presented, ip).await;
@@ -324,6 +328,42 @@ impl Service {
                     .await
             }
         }
+    }
+
+    /// The refresh path's reads: the route's installation (validated for
+    /// `app`), the pair the presented token names (verified against it)
+    /// and, when the route names no installation, the pair's own (validated
+    /// by the caller). For a selector token that is one store call, one
+    /// statement on PostgreSQL; a token issued before selectors takes the
+    /// reads one by one.
+    async fn refresh_reads(
+        &self,
+        app: &App,
+        installation: Option<&str>,
+        presented: &Token,
+    ) -> ServiceResult<(
+        Option<Installation>,
+        Option<IssuedToken>,
+        Option<Installation>,
+    )> {
+        let Some(pair) = presented.selector() else {
+            let named = self.named_installation(app, installation).await?;
+            return Ok((named, self.pair_of(presented).await?, None));
+        };
+        let named = match installation {
+            Some(id) => Some(Uuid::parse_str(id).map_err(|_| CoreError::InstallationNotFound)?),
+            None => None,
+        };
+        let (token, inst) = self.store.token_with_installation(pair, named).await?;
+        let token = token.filter(|t| super::tokens::verifies(presented, t));
+        Ok(match named {
+            Some(_) => (
+                Some(validate::installation_for_app(app, inst)?),
+                token,
+                None,
+            ),
+            None => (None, token, inst),
+        })
     }
 
     /// A retired refresh token presented again: the same successor within

@@ -7,6 +7,17 @@ use rotor_store::{Purged, StoreResult};
 use super::installs::log_event;
 use super::{Service, ServiceResult};
 
+/// Whether `token` is `pair`'s token of its kind: its SHA-256 equals the
+/// one stored, compared in constant time.
+pub(crate) fn verifies(token: &Token, pair: &IssuedToken) -> bool {
+    let stored = if token.kind() == TokenKind::Access {
+        &pair.access_hash
+    } else {
+        &pair.refresh_hash
+    };
+    stored.ct_eq(&token.hash())
+}
+
 /// Who asks to introspect.
 #[derive(Debug, Clone)]
 pub enum Introspector {
@@ -46,19 +57,16 @@ impl Service {
     /// must hash to what that pair stores for its kind, compared in constant
     /// time; a token issued before selectors is looked up by its hash.
     pub(crate) async fn pair_of(&self, token: &Token) -> StoreResult<Option<IssuedToken>> {
-        let hash = token.hash();
-        let access = token.kind() == TokenKind::Access;
         match token.selector() {
-            Some(id) => Ok(self.store.token(id).await?.filter(|pair| {
-                let stored = if access {
-                    &pair.access_hash
-                } else {
-                    &pair.refresh_hash
-                };
-                stored.ct_eq(&hash)
-            })),
-            None if access => self.store.legacy_token_by_access(&hash).await,
-            None => self.store.legacy_token_by_refresh(&hash).await,
+            Some(id) => Ok(self
+                .store
+                .token(id)
+                .await?
+                .filter(|pair| verifies(token, pair))),
+            None if token.kind() == TokenKind::Access => {
+                self.store.legacy_token_by_access(&token.hash()).await
+            }
+            None => self.store.legacy_token_by_refresh(&token.hash()).await,
         }
     }
 
