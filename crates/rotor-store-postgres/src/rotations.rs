@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use uuid::Uuid;
 
 use crate::map_err;
+use crate::store::EventColumns;
 
 /// Most rotations in one statement.
 pub(crate) const MAX_BATCH: usize = 64;
@@ -175,15 +176,9 @@ struct Columns {
     expires: Vec<DateTime<Utc>>,
     refresh_expires: Vec<DateTime<Utc>>,
     created: Vec<DateTime<Utc>>,
+    /// The rotation each event belongs to, beside the events' columns.
     event_old_ids: Vec<Uuid>,
-    kinds: Vec<String>,
-    event_installations: Vec<Option<Uuid>>,
-    identities: Vec<Option<String>>,
-    exchange_types: Vec<Option<String>>,
-    ips: Vec<Option<String>>,
-    actors: Vec<Option<String>>,
-    details: Vec<Option<String>>,
-    times: Vec<DateTime<Utc>>,
+    events: EventColumns,
 }
 
 impl Columns {
@@ -207,14 +202,7 @@ impl Columns {
             c.created.push(s.created_at);
             for e in &job.events {
                 c.event_old_ids.push(job.old_id);
-                c.kinds.push(e.kind.as_str().to_owned());
-                c.event_installations.push(e.installation_id);
-                c.identities.push(e.identity_id.clone());
-                c.exchange_types.push(e.exchange_type.clone());
-                c.ips.push(e.ip.clone());
-                c.actors.push(e.actor.clone());
-                c.details.push(e.detail.clone());
-                c.times.push(e.created_at);
+                c.events.push(e);
             }
         }
         c
@@ -224,7 +212,7 @@ impl Columns {
 /// The batch as one statement; answers the old pairs it retired.
 async fn rotate_many(pool: &PgPool, batch: &[Job]) -> StoreResult<HashSet<Uuid>> {
     let c = Columns::of(batch);
-    let rows = sqlx::query(
+    let q = sqlx::query(
         "WITH input AS ( \
            SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], \
            $6::bytea[], $7::bytea[], $8::text[], $9::timestamptz[], $10::timestamptz[], \
@@ -267,18 +255,8 @@ async fn rotate_many(pool: &PgPool, batch: &[Job]) -> StoreResult<HashSet<Uuid>>
     .bind(c.expires)
     .bind(c.refresh_expires)
     .bind(c.created)
-    .bind(c.event_old_ids)
-    .bind(c.kinds)
-    .bind(c.event_installations)
-    .bind(c.identities)
-    .bind(c.exchange_types)
-    .bind(c.ips)
-    .bind(c.actors)
-    .bind(c.details)
-    .bind(c.times)
-    .fetch_all(pool)
-    .await
-    .map_err(map_err)?;
+    .bind(c.event_old_ids);
+    let rows = c.events.bind(q).fetch_all(pool).await.map_err(map_err)?;
     rows.iter()
         .map(|row| row.try_get::<Uuid, _>(0).map_err(map_err))
         .collect()
@@ -327,7 +305,7 @@ async fn rotate_one(pool: &PgPool, job: &Job) -> StoreResult<bool> {
     .bind(&s.scopes)
     .bind(s.expires_at)
     .bind(s.refresh_expires_at);
-    let retired: i64 = crate::store::EventColumns::of(&job.events)
+    let retired: i64 = EventColumns::of(&job.events)
         .bind(q)
         .fetch_one(pool)
         .await

@@ -79,6 +79,7 @@ pub(crate) async fn insert_events(conn: &mut PgConnection, events: &[NewEvent]) 
 }
 
 /// The columns of some events, as arrays for `UNNEST`.
+#[derive(Default)]
 pub(crate) struct EventColumns {
     kinds: Vec<String>,
     installations: Vec<Option<Uuid>>,
@@ -98,16 +99,21 @@ pub(crate) const STATUS_COUNTS: &str = "SELECT 'identities' AS what, status, COU
 
 impl EventColumns {
     pub(crate) fn of(events: &[NewEvent]) -> Self {
-        Self {
-            kinds: events.iter().map(|e| e.kind.as_str().to_owned()).collect(),
-            installations: events.iter().map(|e| e.installation_id).collect(),
-            identities: events.iter().map(|e| e.identity_id.clone()).collect(),
-            exchange_types: events.iter().map(|e| e.exchange_type.clone()).collect(),
-            ips: events.iter().map(|e| e.ip.clone()).collect(),
-            actors: events.iter().map(|e| e.actor.clone()).collect(),
-            details: events.iter().map(|e| e.detail.clone()).collect(),
-            times: events.iter().map(|e| e.created_at).collect(),
-        }
+        let mut columns = Self::default();
+        events.iter().for_each(|e| columns.push(e));
+        columns
+    }
+
+    /// Appends one event's values.
+    pub(crate) fn push(&mut self, e: &NewEvent) {
+        self.kinds.push(e.kind.as_str().to_owned());
+        self.installations.push(e.installation_id);
+        self.identities.push(e.identity_id.clone());
+        self.exchange_types.push(e.exchange_type.clone());
+        self.ips.push(e.ip.clone());
+        self.actors.push(e.actor.clone());
+        self.details.push(e.detail.clone());
+        self.times.push(e.created_at);
     }
 
     /// Binds the eight arrays, in column order, as the next parameters.
