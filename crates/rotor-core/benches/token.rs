@@ -16,7 +16,14 @@ fn tokens(c: &mut Criterion) {
     });
     c.bench_function("token hash (sha-256)", |b| b.iter(|| black_box(&t).hash()));
     c.bench_function("token derive (hmac-sha256)", |b| {
-        b.iter(|| Token::derive(TokenKind::Access, black_box(&key), black_box(s.as_bytes())))
+        b.iter(|| {
+            Token::derive(
+                TokenKind::Access,
+                None,
+                black_box(&key),
+                black_box(s.as_bytes()),
+            )
+        })
     });
     c.bench_function("token generate", |b| {
         b.iter(|| Token::generate(TokenKind::Access))

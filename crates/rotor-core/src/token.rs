@@ -115,23 +115,14 @@ impl Token {
         Self::from_bytes(kind, Some(selector), &random_body())
     }
 
-    /// A token of `kind` without a selector derived from `input` under `key`
-    /// (HMAC-SHA256 over the kind's prefix and the input). The same key and
-    /// input always give the same token; without the key it is as
-    /// unpredictable as a random one. (The successors of tokens issued
-    /// before schema 7 were derived so; kept to find them.)
-    pub fn derive(kind: TokenKind, key: &[u8; 32], input: &[u8]) -> Token {
-        Self::from_bytes(kind, None, &mac_body(kind, None, key, input))
-    }
-
-    /// A token of `kind` for the row `selector`, derived from `input` under
-    /// `key` (HMAC-SHA256 over the prefix, the selector and the input).
-    pub fn derive_for(kind: TokenKind, selector: Uuid, key: &[u8; 32], input: &[u8]) -> Token {
-        Self::from_bytes(
-            kind,
-            Some(selector),
-            &mac_body(kind, Some(selector), key, input),
-        )
+    /// A token of `kind` for the row `selector` derived from `input` under
+    /// `key` (HMAC-SHA256 over the kind's prefix, the selector and the
+    /// input). The same key, selector and input always give the same token;
+    /// without the key it is as unpredictable as a random one. (Without a
+    /// selector: how the successors of tokens issued before schema 7 were
+    /// derived, kept to find them.)
+    pub fn derive(kind: TokenKind, selector: Option<Uuid>, key: &[u8; 32], input: &[u8]) -> Token {
+        Self::from_bytes(kind, selector, &mac_body(kind, selector, key, input))
     }
 
     fn from_bytes(kind: TokenKind, selector: Option<Uuid>, bytes: &[u8; 32]) -> Token {
@@ -409,15 +400,34 @@ mod tests {
         );
     }
 
+    /// Known answers, computed outside Rust (Python's `hmac`, `zlib.crc32`
+    /// and a base62 of its own): successors derived by servers before
+    /// schema 7 are found by re-deriving them, so the selector-less
+    /// derivation must never change, and tokens issued since must keep
+    /// their shape.
+    #[test]
+    fn derivation_matches_answers_computed_elsewhere() {
+        let key = [7u8; 32];
+        assert_eq!(
+            Token::derive(TokenKind::Refresh, None, &key, b"input").expose(),
+            "rtr_rt_ZmKOfvXhsNRhaFLVlpUnkUzC2UIJzhq9w51RRNtZz5P1NR7mX"
+        );
+        let id = Uuid::parse_str("01938a5e-7c2b-7d4e-8f00-123456789abc").expect("uuid");
+        assert_eq!(
+            Token::derive(TokenKind::Refresh, Some(id), &key, b"input").expose(),
+            "rtr_rt_02yPwoQtH2F2MC3OhkcosGLRYFGoFPAJ7sMXamP07w0bJexShzEjwaCOmo9J1g4lo1LQdGm"
+        );
+    }
+
     #[test]
     fn derived_selector_tokens_depend_on_the_selector() {
         let key = [9u8; 32];
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
-        let t = Token::derive_for(TokenKind::Refresh, a, &key, b"in");
-        assert_eq!(t, Token::derive_for(TokenKind::Refresh, a, &key, b"in"));
+        let t = Token::derive(TokenKind::Refresh, Some(a), &key, b"in");
+        assert_eq!(t, Token::derive(TokenKind::Refresh, Some(a), &key, b"in"));
         assert_ne!(
             t.expose()[7 + SELECTOR_LEN..],
-            Token::derive_for(TokenKind::Refresh, b, &key, b"in").expose()[7 + SELECTOR_LEN..]
+            Token::derive(TokenKind::Refresh, Some(b), &key, b"in").expose()[7 + SELECTOR_LEN..]
         );
         assert_eq!(t.selector(), Some(a));
     }
@@ -444,13 +454,13 @@ mod tests {
     fn derivation_is_deterministic_and_keyed() {
         let k1 = [7u8; 32];
         let k2 = [8u8; 32];
-        let a = Token::derive(TokenKind::Refresh, &k1, b"input");
-        assert_eq!(a, Token::derive(TokenKind::Refresh, &k1, b"input"));
-        assert_ne!(a, Token::derive(TokenKind::Refresh, &k2, b"input"));
-        assert_ne!(a, Token::derive(TokenKind::Refresh, &k1, b"other"));
+        let a = Token::derive(TokenKind::Refresh, None, &k1, b"input");
+        assert_eq!(a, Token::derive(TokenKind::Refresh, None, &k1, b"input"));
+        assert_ne!(a, Token::derive(TokenKind::Refresh, None, &k2, b"input"));
+        assert_ne!(a, Token::derive(TokenKind::Refresh, None, &k1, b"other"));
         assert_ne!(
             a.expose()[7..],
-            Token::derive(TokenKind::Access, &k1, b"input").expose()[7..]
+            Token::derive(TokenKind::Access, None, &k1, b"input").expose()[7..]
         );
         assert!(Token::parse(TokenKind::Refresh, a.expose()).is_ok());
     }
@@ -484,7 +494,7 @@ mod tests {
         #[test]
         fn every_derived_token_round_trips(key in any::<[u8; 32]>(), input in proptest::collection::vec(any::<u8>(), 0..64)) {
             for kind in TokenKind::ALL {
-                let t = Token::derive(kind, &key, &input);
+                let t = Token::derive(kind, None, &key, &input);
                 prop_assert_eq!(Token::parse(kind, t.expose()), Ok(t.clone()));
                 prop_assert_eq!(t.hash(), TokenHash::of(t.expose()));
             }

@@ -13,8 +13,8 @@
 //! | `rotor_upstream_identities` (gauge) | `status` |
 //! | `rotor_webhook_deliveries_total` | `outcome` (`delivered`, `retry`, `failed`) |
 //! | `rotor_webhook_backlog` (gauge) | pending deliveries |
-//! | `rotor_store_write_batch_size` (histogram) | SQLite group-commit batch sizes |
-//! | `rotor_store_write_batch_errors_total` | SQLite batches that did not commit |
+//! | `rotor_store_write_batch_size` (histogram) | group-commit batch sizes: SQLite writer batches, PostgreSQL rotation batches |
+//! | `rotor_store_write_batch_errors_total` | group-commit batches that did not commit |
 //! | `rotor_store_errors_total` | `kind` (`unavailable`, `other`) of store failures answered 5xx |
 //! | `rotor_janitor_deleted_total` | `kind` (`grants`, `jtis`, `tokens`, `families`, `webhooks`, `events`) |
 //! | `process_*` | RSS, CPU seconds, open descriptors, threads (metrics-process) |
@@ -49,7 +49,8 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// Buckets of the SQLite write batch size (its maximum is 256).
+/// Buckets of the group-commit batch size (at most 256 on SQLite, 64 on
+/// PostgreSQL).
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
 
 impl Metrics {
@@ -113,11 +114,11 @@ fn describe() {
     describe_gauge!("rotor_webhook_backlog", "Webhook deliveries pending");
     describe_histogram!(
         "rotor_store_write_batch_size",
-        "Writes committed together by the SQLite writer"
+        "Writes committed together (SQLite writer batches, PostgreSQL rotation batches)"
     );
     describe_counter!(
         "rotor_store_write_batch_errors_total",
-        "SQLite write batches that did not commit"
+        "Group-commit batches that did not commit"
     );
     describe_counter!("rotor_store_errors_total", "Store failures answered 5xx");
     describe_counter!("rotor_janitor_deleted_total", "Rows the janitor deleted");

@@ -10,15 +10,23 @@
 //! successors and events are inserted only for the pairs it retired — so
 //! each rotation still succeeds or loses on its own, exactly as if it had
 //! run alone. Up to [`IN_FLIGHT`] batches run at once, each on its own
-//! connection, so the next batch gathers while one executes.
+//! connection, so the next batch gathers while one executes. A lone
+//! rotation is a batch of one: the same statement, one round trip, one
+//! implicit transaction. No installation row is touched: a deleted
+//! installation's families are revoked, so the compare-and-swap refuses. A
+//! revocation of the family that commits after the family check still
+//! revokes the successor: revocation lives on the family row, which every
+//! token read joins.
 //!
 //! Two rotations of the same pair never share a batch (the second waits for
 //! the next one and loses there, as it would have alone). If a batch
 //! statement fails for any reason other than the database being away (a
 //! deadlock with a concurrent batch, a constraint), each of its rotations is
-//! run again on its own, so one bad rotation cannot fail the others.
+//! run again as a batch of one, so one bad rotation cannot fail the others.
+//! Batch sizes and failed batches are counted under the same metrics as the
+//! SQLite writer's group commit.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -49,12 +57,6 @@ struct Job {
 #[derive(Debug, Clone)]
 pub(crate) struct Rotations {
     queue: mpsc::Sender<Job>,
-}
-
-impl std::fmt::Debug for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Job").field("old_id", &self.old_id).finish()
-    }
 }
 
 impl Rotations {
@@ -93,9 +95,10 @@ const CLOSED: &str = "the PostgreSQL rotation queue is closed";
 /// Takes the waiting rotations as batches and runs each on a task of its own.
 async fn gather(pool: PgPool, mut rx: mpsc::Receiver<Job>) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-    let mut held: Vec<Job> = Vec::new();
+    // Rotations of a pair already in the batch being gathered, oldest first.
+    let mut held: VecDeque<Job> = VecDeque::new();
     loop {
-        let first = match held.pop() {
+        let first = match held.pop_front() {
             Some(job) => job,
             None => match rx.recv().await {
                 Some(job) => job,
@@ -112,7 +115,7 @@ async fn gather(pool: PgPool, mut rx: mpsc::Receiver<Job>) {
         let mut batch = vec![first];
         let mut later = Vec::new();
         while batch.len() < MAX_BATCH {
-            let next = match held.pop() {
+            let next = match held.pop_front() {
                 Some(job) => job,
                 None => match rx.try_recv() {
                     Ok(job) => job,
@@ -125,7 +128,7 @@ async fn gather(pool: PgPool, mut rx: mpsc::Receiver<Job>) {
                 later.push(next);
             }
         }
-        held.extend(later.into_iter().rev());
+        held.extend(later);
         let pool = pool.clone();
         tokio::spawn(async move {
             run_batch(&pool, batch).await;
@@ -136,28 +139,28 @@ async fn gather(pool: PgPool, mut rx: mpsc::Receiver<Job>) {
 
 /// Runs `batch` and answers each of its rotations.
 async fn run_batch(pool: &PgPool, batch: Vec<Job>) {
-    metrics::histogram!("rotor_store_rotation_batch_size").record(batch.len() as f64);
-    if batch.len() > 1 {
-        match rotate_many(pool, &batch).await {
-            Ok(won) => {
-                for job in batch {
-                    let _ = job.reply.send(Ok(won.contains(&job.old_id)));
-                }
-                return;
+    metrics::histogram!("rotor_store_write_batch_size").record(batch.len() as f64);
+    let failed = match rotate_many(pool, &batch).await {
+        Ok(won) => {
+            for job in batch {
+                let _ = job.reply.send(Ok(won.contains(&job.old_id)));
             }
-            Err(e @ StoreError::Unavailable(_)) => {
-                for job in batch {
-                    let _ = job.reply.send(Err(e.clone()));
-                }
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, size = batch.len(), "rotation batch failed; running its rotations one by one");
-            }
+            return;
         }
+        Err(e) => e,
+    };
+    metrics::counter!("rotor_store_write_batch_errors_total").increment(1);
+    if batch.len() == 1 || matches!(failed, StoreError::Unavailable(_)) {
+        for job in batch {
+            let _ = job.reply.send(Err(failed.clone()));
+        }
+        return;
     }
+    tracing::warn!(error = %failed, size = batch.len(), "rotation batch failed; running its rotations one by one");
     for job in batch {
-        let answer = rotate_one(pool, &job).await;
+        let answer = rotate_many(pool, std::slice::from_ref(&job))
+            .await
+            .map(|won| won.contains(&job.old_id));
         let _ = job.reply.send(answer);
     }
 }
@@ -260,56 +263,4 @@ async fn rotate_many(pool: &PgPool, batch: &[Job]) -> StoreResult<HashSet<Uuid>>
     rows.iter()
         .map(|row| row.try_get::<Uuid, _>(0).map_err(map_err))
         .collect()
-}
-
-/// One rotation as one statement (one round trip, one implicit
-/// transaction): the compare-and-swap retires the old pair, and the
-/// successor and the events are written only from its result. No
-/// installation row is touched: a deleted installation's families are
-/// revoked, so the CAS refuses. A concurrent rotation of the same row
-/// blocks on the row lock and, once this commits, re-checks `retired_at`
-/// and retires nothing, so it writes nothing. A revocation of the family
-/// that commits after the family check still revokes the successor:
-/// revocation lives on the family row, which every token read joins.
-async fn rotate_one(pool: &PgPool, job: &Job) -> StoreResult<bool> {
-    let s = &job.successor;
-    let q = sqlx::query(
-        "WITH retired AS ( \
-           UPDATE tokens SET retired_at = $1, successor_id = $4 WHERE id = $2 \
-           AND family_id = $3 \
-           AND retired_at IS NULL AND revoked_at IS NULL AND EXISTS (SELECT 1 FROM \
-           token_families f WHERE f.id = tokens.family_id AND f.revoked_at IS NULL) \
-           RETURNING id), \
-         successor AS ( \
-           INSERT INTO tokens (id, family_id, installation_id, app_id, access_hash, \
-           refresh_hash, scopes, expires_at, refresh_expires_at, created_at, parent_id, \
-           retired_at, revoked_at, successor_id, legacy) \
-           SELECT $4, $3, $5, $6, $7, $8, $9, $10, $11, $1, id, NULL, NULL, NULL, false \
-           FROM retired), \
-         logged AS ( \
-           INSERT INTO events (kind, installation_id, identity_id, exchange_type, ip, actor, \
-           detail, created_at) \
-           SELECT * FROM UNNEST($12::text[], $13::uuid[], $14::text[], $15::text[], \
-           $16::text[], $17::text[], $18::text[], $19::timestamptz[]) \
-           WHERE EXISTS (SELECT 1 FROM retired)) \
-         SELECT count(*) FROM retired",
-    )
-    .bind(s.created_at)
-    .bind(job.old_id)
-    .bind(s.family_id)
-    .bind(s.id)
-    .bind(s.installation_id)
-    .bind(s.app_id)
-    .bind(s.access_hash.as_bytes().as_slice())
-    .bind(s.refresh_hash.as_bytes().as_slice())
-    .bind(&s.scopes)
-    .bind(s.expires_at)
-    .bind(s.refresh_expires_at);
-    let retired: i64 = EventColumns::of(&job.events)
-        .bind(q)
-        .fetch_one(pool)
-        .await
-        .and_then(|row| row.try_get(0))
-        .map_err(map_err)?;
-    Ok(retired > 0)
 }

@@ -103,17 +103,17 @@ fn installation_as(row: &PgRow, cols: [&str; 7]) -> Result<Installation, StoreEr
 
 /// A pair and an installation in one statement: `$1` the pair's id, `$2`
 /// the installation's (`NULL`: the pair's own). Either side may be missing.
-pub(crate) const TOKEN_WITH_INSTALLATION: &str = "SELECT t.id, t.family_id, t.installation_id, \
-    t.app_id, t.access_hash, t.refresh_hash, t.scopes, t.expires_at, t.refresh_expires_at, \
-    f.expires_at AS family_expires_at, t.created_at, t.parent_id, t.successor_id, \
-    t.retired_at, COALESCE(t.revoked_at, f.revoked_at) AS revoked_at, \
-    i.id AS inst_id, i.app_id AS inst_app_id, a.slug AS inst_app_slug, \
+pub(crate) const TOKEN_WITH_INSTALLATION: &str = concat!(
+    "SELECT ",
+    token_columns!(),
+    ", i.id AS inst_id, i.app_id AS inst_app_id, a.slug AS inst_app_slug, \
     i.org_slug AS inst_org_slug, i.status AS inst_status, i.created_at AS inst_created_at, \
     i.deleted_at AS inst_deleted_at \
     FROM (SELECT $1::uuid AS pid, $2::uuid AS iid) k \
     LEFT JOIN (tokens t JOIN token_families f ON f.id = t.family_id) ON t.id = k.pid \
     LEFT JOIN (installations i JOIN apps a ON a.id = i.app_id) \
-    ON i.id = COALESCE(k.iid, t.installation_id)";
+    ON i.id = COALESCE(k.iid, t.installation_id)"
+);
 
 pub(crate) fn grant(row: &PgRow) -> Result<Grant, StoreError> {
     Ok(Grant {
@@ -132,16 +132,25 @@ pub(crate) fn grant(row: &PgRow) -> Result<Grant, StoreError> {
 macro_rules! select_token {
     ($cond:literal) => {
         concat!(
-            "SELECT t.id, t.family_id, t.installation_id, t.app_id, \
-             t.access_hash, t.refresh_hash, t.scopes, t.expires_at, t.refresh_expires_at, \
-             f.expires_at AS family_expires_at, t.created_at, t.parent_id, t.successor_id, \
-             t.retired_at, COALESCE(t.revoked_at, f.revoked_at) AS revoked_at \
-             FROM tokens t JOIN token_families f ON f.id = t.family_id WHERE ",
+            "SELECT ",
+            $crate::rows::token_columns!(),
+            " FROM tokens t JOIN token_families f ON f.id = t.family_id WHERE ",
             $cond
         )
     };
 }
+
+/// What [`token`] reads, from `tokens t` joined with `token_families f`.
+macro_rules! token_columns {
+    () => {
+        "t.id, t.family_id, t.installation_id, t.app_id, \
+         t.access_hash, t.refresh_hash, t.scopes, t.expires_at, t.refresh_expires_at, \
+         f.expires_at AS family_expires_at, t.created_at, t.parent_id, t.successor_id, \
+         t.retired_at, COALESCE(t.revoked_at, f.revoked_at) AS revoked_at"
+    };
+}
 pub(crate) use select_token;
+pub(crate) use token_columns;
 
 pub(crate) fn token(row: &PgRow) -> Result<IssuedToken, StoreError> {
     Ok(IssuedToken {

@@ -179,13 +179,12 @@ async fn delete_batch(
 }
 
 impl PgStore {
-    async fn token_where(
-        &self,
-        sql: &'static str,
-        hash: &TokenHash,
-    ) -> StoreResult<Option<IssuedToken>> {
+    async fn token_where<T>(&self, sql: &'static str, value: T) -> StoreResult<Option<IssuedToken>>
+    where
+        T: for<'q> sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + Send,
+    {
         sqlx::query(sql)
-            .bind(hash.as_bytes().as_slice())
+            .bind(value)
             .fetch_optional(&self.pool)
             .await
             .map_err(map_err)?
@@ -493,13 +492,7 @@ impl Store for PgStore {
 
     #[tracing::instrument(name = "store.token", skip_all)]
     async fn token(&self, id: Uuid) -> StoreResult<Option<IssuedToken>> {
-        sqlx::query(select_token!("t.id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?
-            .map(|r| rows::token(&r))
-            .transpose()
+        self.token_where(select_token!("t.id = $1"), id).await
     }
 
     #[tracing::instrument(name = "store.token_with_installation", skip_all)]
@@ -529,7 +522,7 @@ impl Store for PgStore {
     ) -> StoreResult<Option<IssuedToken>> {
         self.token_where(
             select_token!("t.refresh_hash = $1 AND t.legacy"),
-            refresh_hash,
+            refresh_hash.as_bytes().as_slice(),
         )
         .await
     }
@@ -541,7 +534,7 @@ impl Store for PgStore {
     ) -> StoreResult<Option<IssuedToken>> {
         self.token_where(
             select_token!("t.access_hash = $1 AND t.legacy"),
-            access_hash,
+            access_hash.as_bytes().as_slice(),
         )
         .await
     }
@@ -556,13 +549,8 @@ impl Store for PgStore {
         // Group-committed with the other rotations waiting (see `rotations`).
         let won = self.rotations.rotate(old_id, successor, events).await?;
         if !won {
-            let row = sqlx::query(select_token!("t.id = $1"))
-                .bind(old_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(map_err)?
-                .ok_or(StoreError::NotFound)?;
-            return Ok(Rotation::Lost(Box::new(rows::token(&row)?)));
+            let current = self.token(old_id).await?.ok_or(StoreError::NotFound)?;
+            return Ok(Rotation::Lost(Box::new(current)));
         }
         Ok(Rotation::Rotated)
     }

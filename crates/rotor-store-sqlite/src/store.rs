@@ -187,14 +187,14 @@ fn delete_batch(
     Ok(n as u64)
 }
 
-fn token_by_id(conn: &Connection, id: Uuid) -> StoreResult<IssuedToken> {
+/// The pair `id`, in any state.
+fn token_by_id(conn: &Connection, id: Uuid) -> StoreResult<Option<IssuedToken>> {
     one(
         conn,
         select_token!("t.id = ?"),
         [id.to_string()],
         rows::token,
-    )?
-    .ok_or(StoreError::NotFound)
+    )
 }
 
 /// The rotation compare-and-swap and its writes; see [`Store::rotate_refresh`].
@@ -218,7 +218,8 @@ fn rotate(
         ],
     )?;
     if retired == 0 {
-        return Ok(Rotation::Lost(Box::new(token_by_id(conn, old_id)?)));
+        let current = token_by_id(conn, old_id)?.ok_or(StoreError::NotFound)?;
+        return Ok(Rotation::Lost(Box::new(current)));
     }
     insert_token(conn, s)?;
     // No installation row is touched: a deleted installation's families
@@ -521,8 +522,7 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(name = "store.token", skip_all)]
     async fn token(&self, id: Uuid) -> StoreResult<Option<IssuedToken>> {
-        self.readers
-            .read(|c| one(c, select_token!("t.id = ?"), [id.to_string()], rows::token))
+        self.readers.read(|c| token_by_id(c, id))
     }
 
     #[tracing::instrument(name = "store.legacy_token_by_refresh", skip_all)]

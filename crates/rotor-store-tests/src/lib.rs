@@ -26,6 +26,7 @@ macro_rules! store_conformance {
             delete_installation_revokes_and_is_final, grant_exchange_is_single_use,
             exchange_marks_installed_when_asked, rotation_is_compare_and_swap,
             concurrent_rotations_have_one_winner, concurrent_rotations_of_many_chains_all_win,
+            a_failing_rotation_fails_alone,
             rotation_after_revocation_is_lost,
             lookups_by_id, rotation_records_the_successor, token_with_installation_reads_both, events_filter_and_order, revoke_family_is_final,
             revocation_and_rotation_race, reissue_uses_each_jti_once,

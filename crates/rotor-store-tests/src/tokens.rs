@@ -415,6 +415,60 @@ pub async fn concurrent_rotations_of_many_chains_all_win<S: Store>(store: Arc<S>
     }
 }
 
+pub async fn a_failing_rotation_fails_alone<S: Store>(store: Arc<S>) {
+    // Rotations at once (a backend may batch them, and must not let one bad
+    // rotation fail the others): one successor reuses an existing pair's
+    // id, so it cannot be stored. That rotation fails and changes nothing;
+    // every other one wins with its event. (Three such, among 40, so that on
+    // a batching backend at least one shares its batch with good ones.)
+    let mut chains = Vec::new();
+    for n in 0..40 {
+        let (app, inst, code) = installed(&*store, &format!("org-{n}")).await;
+        let p = first_pair(&*store, &app, &inst, &code).await;
+        chains.push((app, inst, p));
+    }
+    let taken = chains[0].2.id;
+    let bad = |n: usize| [7, 19, 33].contains(&n);
+    let tasks: Vec<_> = chains
+        .iter()
+        .enumerate()
+        .map(|(n, (app, inst, p))| {
+            let store = store.clone();
+            let mut next = successor(app, inst, p);
+            if bad(n) {
+                next.id = taken;
+            }
+            let event = NewEvent {
+                installation_id: Some(inst.id),
+                ..NewEvent::new(rotor_core::EventKind::TokenExchanged, next.created_at)
+            };
+            let old = p.id;
+            tokio::spawn(async move { store.rotate_refresh(old, &next, &[event]).await })
+        })
+        .collect();
+    for (n, (task, (_, inst, p))) in tasks.into_iter().zip(&chains).enumerate() {
+        let result = task.await.unwrap();
+        let old = store.token(p.id).await.unwrap().unwrap();
+        let events = store
+            .list_events(&EventFilter {
+                installation_id: Some(inst.id),
+                limit: 10,
+                ..EventFilter::default()
+            })
+            .await
+            .unwrap();
+        if bad(n) {
+            assert!(result.is_err(), "{result:?}");
+            assert_eq!((old.retired_at, old.successor_id), (None, None));
+            assert!(events.is_empty(), "the failed rotation recorded nothing");
+        } else {
+            assert_eq!(result.unwrap(), Rotation::Rotated, "chain {n}");
+            assert!(old.retired_at.is_some());
+            assert_eq!(events.len(), 1);
+        }
+    }
+}
+
 /// The pair is stored and neither retired nor revoked.
 async fn assert_live<S: Store + ?Sized>(store: &S, t: &IssuedToken) {
     let got = store

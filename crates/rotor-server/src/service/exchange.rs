@@ -141,10 +141,8 @@ impl Service {
 
     /// The installation `id` (as the route gives it) of `app`, validated.
     async fn installation_of(&self, app: &App, id: &str) -> ServiceResult<Installation> {
-        match Uuid::parse_str(id) {
-            Ok(id) => self.installation_by_id(app, id).await,
-            Err(_) => Err(CoreError::InstallationNotFound.into()),
-        }
+        self.installation_by_id(app, route_installation_id(id)?)
+            .await
     }
 
     /// The installation `id` of `app`, validated.
@@ -294,12 +292,9 @@ impl Service {
         };
         let (named, found, own) = self.refresh_reads(app, installation, &presented).await?;
         let (old, state) = validate::refresh(app, named.as_ref(), found, self.now())?;
-        let inst = match (named, own) {
-            (Some(i), _) => i,
-            (None, Some(i)) if i.id == old.installation_id => {
-                validate::installation_for_app(app, Some(i))?
-            }
-            (None, _) => self.installation_by_id(app, old.installation_id).await?,
+        let inst = match named {
+            Some(i) => i,
+            None => validate::installation_for_app(app, own)?,
         };
         if state == RefreshState::Retired {
             return self.retired_refresh(app, &inst, &old, &presented, ip).await;
@@ -333,9 +328,9 @@ impl Service {
     /// The refresh path's reads: the route's installation (validated for
     /// `app`), the pair the presented token names (verified against it)
     /// and, when the route names no installation, the pair's own (validated
-    /// by the caller). For a selector token that is one store call, one
-    /// statement on PostgreSQL; a token issued before selectors takes the
-    /// reads one by one.
+    /// by the caller after the pair). For a selector token that is one store
+    /// call, one statement on PostgreSQL; a token issued before selectors
+    /// takes the reads one by one.
     async fn refresh_reads(
         &self,
         app: &App,
@@ -348,12 +343,14 @@ impl Service {
     )> {
         let Some(pair) = presented.selector() else {
             let named = self.named_installation(app, installation).await?;
-            return Ok((named, self.pair_of(presented).await?, None));
+            let found = self.pair_of(presented).await?;
+            let own = match (&named, &found) {
+                (None, Some(t)) => self.store.installation(t.installation_id).await?,
+                _ => None,
+            };
+            return Ok((named, found, own));
         };
-        let named = match installation {
-            Some(id) => Some(Uuid::parse_str(id).map_err(|_| CoreError::InstallationNotFound)?),
-            None => None,
-        };
+        let named = installation.map(route_installation_id).transpose()?;
         let (token, inst) = self.store.token_with_installation(pair, named).await?;
         let token = token.filter(|t| super::tokens::verifies(presented, t));
         Ok(match named {
@@ -447,7 +444,7 @@ impl Service {
             };
             return Ok(keys
                 .map(|k| self.successor_tokens(presented, Some(id), k))
-                .find(|(_, refresh)| refresh.hash().ct_eq(&stored.refresh_hash))
+                .find(|(_, refresh)| super::tokens::verifies(refresh, &stored))
                 .map(|(access, refresh)| (access, refresh, stored)));
         }
         for k in keys {
@@ -471,16 +468,10 @@ impl Service {
     ) -> (Token, Token) {
         let input = presented.expose().as_bytes();
         let key = &self.successor_keys[key];
-        match selector {
-            Some(id) => (
-                Token::derive_for(TokenKind::Access, id, key, input),
-                Token::derive_for(TokenKind::Refresh, id, key, input),
-            ),
-            None => (
-                Token::derive(TokenKind::Access, key, input),
-                Token::derive(TokenKind::Refresh, key, input),
-            ),
-        }
+        (
+            Token::derive(TokenKind::Access, selector, key, input),
+            Token::derive(TokenKind::Refresh, selector, key, input),
+        )
     }
 
     /// Manual refresh: an app that lost its refresh token proves itself with
@@ -512,6 +503,12 @@ impl Service {
             replayed: false,
         })
     }
+}
+
+/// The installation id a route gives; a malformed one names no
+/// installation.
+fn route_installation_id(id: &str) -> Result<Uuid, CoreError> {
+    Uuid::parse_str(id).map_err(|_| CoreError::InstallationNotFound)
 }
 
 /// A new pair's id and its two random tokens, which carry the id.

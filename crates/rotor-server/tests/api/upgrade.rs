@@ -233,8 +233,8 @@ http_tests! {
         let b1_input = b1.refresh.expose().as_bytes().to_vec();
         let mut b2 = LegacyPair::new(
             b1.family_id,
-            Token::derive(TokenKind::Access, &successor_key, &b1_input),
-            Token::derive(TokenKind::Refresh, &successor_key, &b1_input),
+            Token::derive(TokenKind::Access, None, &successor_key, &b1_input),
+            Token::derive(TokenKind::Refresh, None, &successor_key, &b1_input),
         );
         b2.parent_id = Some(b1.id);
         for t in [&a.access, &a.refresh, &b2.refresh] {
